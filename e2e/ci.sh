@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# End-to-end tests against the local federation, as `.ci/run` calls them: `bash e2e/ci.sh` from the repo root,
+# as root. Builds the binaries (cached), brings the federation up, runs e2e/smoke and every executable
+# e2e/tests/*.sh inside the network namespace, and always brings the federation down again.
+set -euo pipefail
+TB_PROG=e2e-ci
+# shellcheck source=e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$E2E_DIR/.."
+
+[[ $(id -u) == 0 ]] || tb_die "e2e/ci.sh needs root (network namespace, apt-get)"
+tb_need_tools
+command -v go >/dev/null || tb_die "go is not installed"
+command -v cargo >/dev/null || tb_die "cargo is not installed"
+
+t0=$(date +%s)
+"$E2E_DIR/build-bins" >/dev/null
+tb_log "binaries ready in $(($(date +%s) - t0))s"
+
+FED=$E2E_DIR/federation
+"$FED" down
+trap '"$FED" down || true; rm -rf "${LOGDIR:-}"' EXIT
+
+passed=0
+failed=0
+"$FED" up
+# add_counts LOG RC: take the "N passed, N failed" line of a test's output, or count the test as one.
+add_counts() {
+  local line
+  line=$(grep -E '^([A-Za-z0-9_-]+: )?[0-9]+ passed, [0-9]+ failed' "$1" | tail -n1 || true)
+  if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+    passed=$((passed + BASH_REMATCH[1]))
+    failed=$((failed + BASH_REMATCH[2]))
+    # A test that failed without counting a failure still fails.
+    if [[ $2 != 0 && ${BASH_REMATCH[2]} == 0 ]]; then failed=$((failed + 1)); fi
+  elif [[ $2 == 0 ]]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+  fi
+}
+LOGDIR=$(mktemp -d)
+
+rc=0
+"$E2E_DIR/smoke" 2>&1 | tee "$LOGDIR/smoke.log" || rc=$?
+add_counts "$LOGDIR/smoke.log" "$rc"
+
+shopt -s nullglob
+for t in "$E2E_DIR"/tests/*.sh; do
+  [[ -x $t ]] || continue
+  tb_log "running $t"
+  rc=0
+  "$FED" run "$t" 2>&1 | tee "$LOGDIR/test.log" || rc=$?
+  add_counts "$LOGDIR/test.log" "$rc"
+  if [[ $rc == 0 ]]; then tb_log "PASS $t"; else tb_log "FAIL $t (exit $rc)"; fi
+done
+
+tb_log "e2e finished in $(($(date +%s) - t0))s"
+echo "e2e: $passed passed, $failed failed"
+((failed == 0))

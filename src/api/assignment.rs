@@ -1,0 +1,105 @@
+//! Assignment: one workload's share on one cluster, written by the controller and applied by the syncer.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::label::ConfidentialityLabel;
+use super::mission_workload::WorkloadTemplate;
+
+/// The workload an Assignment comes from.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadRef {
+    /// Namespace of the MissionWorkload (also the member namespace).
+    pub namespace: String,
+    /// Name of the MissionWorkload (also the member Deployment name).
+    pub name: String,
+    /// UID of the MissionWorkload.
+    #[serde(default)]
+    pub uid: String,
+}
+
+/// What the syncer did with an Assignment.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum AssignmentPhase {
+    /// Not handled yet.
+    #[default]
+    Pending,
+    /// Applied in the member.
+    Applied,
+    /// The member refused it (label not allowed by the member's own clearance, or bad signature).
+    Refused,
+    /// Applying failed.
+    Failed,
+    /// The member objects are being removed.
+    Removing,
+}
+
+/// One workload's share on one cluster.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "marshal.dev",
+    version = "v1alpha1",
+    kind = "Assignment",
+    namespaced,
+    shortname = "asg",
+    category = "marshal",
+    status = "AssignmentStatus",
+    doc = "One MissionWorkload's share on one member cluster, written by the controller into marshal-<cluster>.",
+    printcolumn(name = "CLUSTER", type_ = "string", json_path = ".spec.cluster"),
+    printcolumn(name = "TIER", type_ = "string", json_path = ".spec.tier"),
+    printcolumn(name = "REPLICAS", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "READY", type_ = "integer", json_path = ".status.readyReplicas"),
+    printcolumn(name = "PHASE", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentSpec {
+    /// Target MemberCluster.
+    #[schemars(length(min = 1, max = 63))]
+    pub cluster: String,
+    /// Source workload.
+    pub workload: WorkloadRef,
+    /// Owner nation.
+    #[schemars(regex(pattern = r"^[A-Z]{3}$"))]
+    pub owner: String,
+    /// The workload's label, re-checked by the member.
+    pub confidentiality: ConfidentialityLabel,
+    /// Node tier (`nodeSelector marshal.dev/tier`).
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$"))]
+    pub tier: String,
+    /// Replicas on this cluster.
+    #[schemars(range(min = 0))]
+    pub replicas: i32,
+    /// Pod template.
+    pub template: WorkloadTemplate,
+    /// sha256 over the canonical JSON of everything the member must enforce.
+    #[schemars(regex(pattern = r"^sha256:[0-9a-f]{64}$"))]
+    pub digest: String,
+}
+
+/// Status written by the syncer.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentStatus {
+    /// Applied, Refused, Failed or Removing.
+    #[serde(default)]
+    pub phase: AssignmentPhase,
+    /// Ready replicas in the member.
+    #[serde(default)]
+    pub ready_replicas: u32,
+    /// Detail for Refused or Failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Digest the member applied.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub applied_digest: String,
+    /// Last successful sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synced_at: Option<Time>,
+    /// Conditions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+}

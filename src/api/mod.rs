@@ -1,0 +1,64 @@
+//! The custom resources of `marshal.dev/v1alpha1`. The Rust types are the single source of the CRD YAML
+//! (`marshal crd --write` regenerates `crds/`).
+
+mod assignment;
+mod cluster_link;
+pub mod conditions;
+mod label;
+mod member_cluster;
+mod mission_workload;
+mod security_policy;
+
+pub use assignment::{Assignment, AssignmentPhase, AssignmentSpec, AssignmentStatus, WorkloadRef};
+pub use cluster_link::{ClusterLink, ClusterLinkSpec, ClusterLinkStatus, LinkProbe, LinkState};
+pub use label::{AlternativeLabel, CategoryValues, Clearance, ConfidentialityLabel};
+pub use member_cluster::{
+    Admission, ClusterTaint, Connection, ConnectionMode, MemberCluster, MemberClusterSpec,
+    MemberClusterStatus, ResourceAmounts, SecretKeyRef, TaintEffect, TierCapacity,
+};
+pub use mission_workload::{
+    DataSource, Failover, FailoverMode, MissionWorkload, MissionWorkloadSpec,
+    MissionWorkloadStatus, Phase, Placement, PlacementMode, PlacementStatus, Spread,
+    TemplateMetadata, Toleration, TolerationOperator, VerdictStatus, WorkloadTemplate,
+};
+pub use security_policy::{CategoryDefinition, CategoryType, SecurityPolicy, SecurityPolicySpec};
+
+use kube::CustomResourceExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+/// API group of every Marshal kind.
+pub const GROUP: &str = "marshal.dev";
+/// Field manager used for every server-side apply.
+pub const FIELD_MANAGER: &str = "marshal";
+/// Prefix of Marshal's labels and annotations.
+pub const LABEL_PREFIX: &str = "marshal.dev/";
+/// Node label that names a node's tier inside a member cluster.
+pub const TIER_LABEL: &str = "marshal.dev/tier";
+/// The category tag whose values name nations and groups a label is releasable to.
+pub const RELEASABLE_TO: &str = "Releasable To";
+
+/// Every CRD, in a stable order (policies and clusters first, then workloads and assignments).
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        SecurityPolicy::crd(),
+        MemberCluster::crd(),
+        ClusterLink::crd(),
+        MissionWorkload::crd(),
+        Assignment::crd(),
+    ]
+}
+
+/// The CRDs as one multi-document YAML stream, as written to `crds/` and printed by `marshal crd`.
+pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
+    let mut out = String::new();
+    for crd in crds() {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(&crd)?);
+    }
+    Ok(out)
+}
+
+/// File name of a CRD inside `crds/`: `<plural>.<group>.yaml`.
+pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default())
+}

@@ -1,0 +1,7 @@
+//! Marshal: places mission workloads across allied Kubernetes clusters under data-sovereignty rules.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod error;
+pub mod placement;
+pub mod plan;

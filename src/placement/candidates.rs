@@ -1,0 +1,172 @@
+//! Runs the filters over every (cluster, tier) candidate and orders the usable ones.
+
+use std::cmp::Reverse;
+
+use jiff::Timestamp;
+
+use super::filters::{self, Fail, Reason};
+use super::model::{History, Snapshot, WorkloadModel};
+use super::Verdict;
+
+/// Ordering key: preferred-nation rank, tier rank, stickiness, link quality, free capacity, then names.
+pub type SortKey = (usize, usize, u8, u32, Reverse<u32>, usize, usize);
+
+/// A candidate the division may use.
+#[derive(Clone, Debug)]
+pub struct Cand {
+    /// Index into `snapshot.clusters`.
+    pub cluster: usize,
+    /// Tier name.
+    pub tier: String,
+    /// Passed every filter.
+    pub eligible: bool,
+    /// Current placement riding out a transient failure.
+    pub tolerated: bool,
+    /// Replicas that fit (including what the workload already uses there).
+    pub fit: u32,
+    /// Replicas currently placed on this candidate.
+    pub current: u32,
+    /// Ordering key (lower is better).
+    pub key: SortKey,
+}
+
+/// Candidates and verdicts of one workload.
+pub struct Eval {
+    /// Usable candidates (eligible or tolerated), sorted by key.
+    pub cands: Vec<Cand>,
+    /// Every verdict, sorted by (cluster, tier).
+    pub verdicts: Vec<Verdict>,
+}
+
+#[derive(PartialEq, Eq)]
+enum Class {
+    Eligible,
+    Transient,
+    Hard,
+}
+
+fn class(eligible: bool, reason: Reason) -> Class {
+    if eligible {
+        Class::Eligible
+    } else if reason.is_transient() {
+        Class::Transient
+    } else {
+        Class::Hard
+    }
+}
+
+fn add_s(t: Timestamp, s: i64) -> Timestamp {
+    Timestamp::from_millisecond(t.as_millisecond().saturating_add(s.saturating_mul(1000))).unwrap_or(t)
+}
+
+/// Evaluates every candidate.
+pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timestamp) -> Eval {
+    let grace = snap.settings.cluster_grace_seconds;
+    let toleration = i64::from(w.failover.toleration_seconds);
+    let mut cands = Vec::new();
+    let mut verdicts = Vec::with_capacity(snap.clusters.len() * 2);
+    let mut tiers: Vec<&str> = Vec::with_capacity(4);
+    for (ci, c) in snap.clusters.iter().enumerate() {
+        let current = hist.placements.iter().find(|p| p.cluster == c.name);
+        let reach = filters::reachable(c, grace, now);
+        let cluster_static = filters::accredited(c, now)
+            .and_then(|_| filters::sovereignty(c, w, snap))
+            .and_then(|m| filters::residency(c, w).and_then(|_| filters::host_admission(c, w, &m)))
+            .and_then(|_| filters::selector(c, w.selector.as_ref()));
+        let link = filters::link(c, w, snap, now);
+        let nation_rank = w.preferred_nations.iter().position(|n| *n == c.nation).unwrap_or(w.preferred_nations.len());
+
+        tiers.clear();
+        tiers.extend(c.tiers.iter().map(String::as_str));
+        for t in &w.placement.tiers {
+            if !tiers.contains(&t.as_str()) {
+                tiers.push(t);
+            }
+        }
+        tiers.sort_unstable();
+        for &t in &tiers {
+            let cur_here = current.filter(|p| p.tier == t);
+            let own = cur_here.map_or(0, |p| p.replicas);
+            let taint = filters::taints(c, w, cur_here.is_some());
+            let tier_ok = filters::tier(c, w, t);
+            // Everything except the network: taints, accreditation, sovereignty, residency, admission,
+            // selector and tier.
+            let hard: Result<(), &Fail> = taint
+                .as_ref()
+                .map(|_| ())
+                .and(cluster_static.as_ref().map(|_| ()))
+                .and(tier_ok.as_ref().map(|_| ()));
+            let mut fit = 0;
+            let first: Option<Fail> = if let Err(f) = &reach {
+                Some(f.clone())
+            } else if let Err(f) = hard {
+                Some(f.clone())
+            } else if let Err(f) = &link {
+                Some(f.clone())
+            } else {
+                match filters::capacity(c.free.get(t), w.request, own, t) {
+                    Ok(n) => {
+                        fit = n;
+                        None
+                    }
+                    Err(f) => Some(f),
+                }
+            };
+            let eligible = first.is_none();
+            let (reason, message, observed_at) = match first {
+                None => (Reason::Eligible, format!("{fit} replicas fit"), None),
+                Some(f) => (f.reason, f.message, f.observed_at),
+            };
+            let prev = hist.verdicts.iter().find(|v| v.cluster == c.name && v.tier == t);
+            let cls = class(eligible, reason);
+            let since = prev
+                .filter(|p| class(p.eligible, p.reason) == cls)
+                .map_or(now, |p| p.since);
+
+            // A current placement keeps its share through network failures for tolerationSeconds, as long
+            // as nothing else rules the candidate out.
+            let mut tolerated_until = None;
+            if cur_here.is_some() && cls == Class::Transient && hard.is_ok() {
+                let start = match (reason, c.heartbeat) {
+                    (Reason::Unreachable, Some(hb)) => add_s(hb, i64::from(grace)),
+                    _ => since,
+                };
+                let until = add_s(start, toleration);
+                if now < until {
+                    tolerated_until = Some(until);
+                }
+            }
+            let tolerated = tolerated_until.is_some();
+            if eligible || tolerated {
+                let rtt = *link.as_ref().unwrap_or(&u32::MAX);
+                let tier_rank = if w.placement.tiers.is_empty() {
+                    c.tiers.iter().position(|x| x == t).unwrap_or(usize::MAX)
+                } else {
+                    w.placement.tiers.iter().position(|x| x == t).unwrap_or(usize::MAX)
+                };
+                let tier_index = c.tiers.iter().position(|x| x == t).unwrap_or(usize::MAX);
+                cands.push(Cand {
+                    cluster: ci,
+                    tier: t.to_string(),
+                    eligible,
+                    tolerated,
+                    fit,
+                    current: own,
+                    key: (nation_rank, tier_rank, u8::from(own == 0), rtt, Reverse(fit), ci, tier_index),
+                });
+            }
+            verdicts.push(Verdict {
+                cluster: c.name.clone(),
+                tier: t.to_string(),
+                eligible,
+                reason,
+                message,
+                since,
+                observed_at,
+                tolerated_until,
+            });
+        }
+    }
+    cands.sort_by_key(|c| c.key);
+    Eval { cands, verdicts }
+}

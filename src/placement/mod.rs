@@ -1,0 +1,133 @@
+//! The placement engine: pure, deterministic, explainable. No client, no async, no clock: `now` is an input.
+//!
+//! `decide(workload, snapshot, history, now)` evaluates every (cluster, tier) candidate through the ten
+//! filters of DESIGN.md §4, orders the eligible ones, divides the replicas, applies the stability rules
+//! (stickiness, toleration, failback window, fleet freeze) and explains the result.
+
+mod candidates;
+mod divide;
+mod explain;
+pub mod filters;
+pub mod model;
+pub mod quantity;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+pub use filters::{Filter, Reason};
+pub use model::{
+    ClusterFacts, CurrentPlacement, History, LinkFacts, PendingFailback, PolicyEntry, Request,
+    Resources, Settings, Snapshot, WorkloadModel,
+};
+
+use crate::api::Phase;
+
+/// One candidate's verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    /// Cluster.
+    pub cluster: String,
+    /// Tier.
+    pub tier: String,
+    /// True exactly when every filter passed.
+    pub eligible: bool,
+    /// The first failing filter's reason, or `Eligible`.
+    pub reason: Reason,
+    /// Detail.
+    pub message: String,
+    /// When the candidate entered its current state (eligible, failing transiently, failing).
+    pub since: Timestamp,
+    /// When the deciding fact was observed, if it is frozen (last heartbeat, stale link).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<Timestamp>,
+    /// For a placement riding out a transient failure: when its toleration ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tolerated_until: Option<Timestamp>,
+}
+
+/// A placement decided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlacementDecision {
+    /// Cluster.
+    pub cluster: String,
+    /// Tier.
+    pub tier: String,
+    /// Replicas.
+    pub replicas: u32,
+    /// When the placement started.
+    pub since: Timestamp,
+    /// `Preferred`, `Sticky`, `Spill`, `Tolerated` or `Failback`.
+    pub reason: &'static str,
+}
+
+/// A (cluster, tier) slot.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Slot {
+    /// Cluster.
+    pub cluster: String,
+    /// Tier.
+    pub tier: String,
+}
+
+/// Replicas leaving one slot for another (`from: None` = newly placed; `to: None` = removed or unplaced).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Move {
+    /// Source.
+    pub from: Option<Slot>,
+    /// Destination.
+    pub to: Option<Slot>,
+    /// Replicas.
+    pub replicas: u32,
+    /// Why: a verdict reason of the source (`Unreachable`, `LinkInsufficient`, ...), `Failback`, `Capacity`,
+    /// `Spec` (replicas changed) or `Placed` (new).
+    pub reason: String,
+}
+
+/// What the engine decided for one workload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Phase.
+    pub phase: Phase,
+    /// Placements, sorted by cluster.
+    pub placements: Vec<PlacementDecision>,
+    /// Every candidate's verdict, sorted by (cluster, tier).
+    pub verdicts: Vec<Verdict>,
+    /// Differences from the current placements.
+    pub moves: Vec<Move>,
+    /// `N/M clusters eligible: ...`.
+    pub summary: String,
+    /// Phase message: what is placed, what is not and why.
+    pub message: String,
+    /// Replicas not placed.
+    pub unplaced: u32,
+    /// A better placement the engine waits for (failback window).
+    pub failback: Option<PendingFailback>,
+    /// When the decision may change with time alone (toleration ends, failback due, accreditation expires).
+    pub next_review: Option<Timestamp>,
+    /// Fleet freeze in force.
+    pub frozen: bool,
+    /// Why the workload is invalid, naming the field.
+    pub invalid: Option<String>,
+}
+
+impl Decision {
+    /// Total replicas placed.
+    pub fn placed(&self) -> u32 {
+        self.placements.iter().map(|p| p.replicas).sum()
+    }
+}
+
+/// Decides one workload's placement. Pure and deterministic.
+pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timestamp) -> Decision {
+    let eval = candidates::evaluate(w, snap, hist, now);
+    divide::decide(w, snap, hist, eval, now)
+}
+
+/// Whether more than half of the clusters are unreachable at `now` (fleet freeze).
+pub fn fleet_frozen(snap: &Snapshot, now: Timestamp) -> bool {
+    let grace = snap.settings.cluster_grace_seconds;
+    let down = snap.clusters.iter().filter(|c| filters::reachable(c, grace, now).is_err()).count();
+    !snap.clusters.is_empty() && down * 2 > snap.clusters.len()
+}
