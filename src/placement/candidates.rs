@@ -114,7 +114,8 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
             };
             let eligible = first.is_none();
             let (reason, message, observed_at) = match first {
-                None => (Reason::Eligible, format!("{fit} replicas fit"), None),
+                // No volatile figures here: a verdict that stays eligible must stay byte-identical in status.
+                None => (Reason::Eligible, "passed every filter".to_string(), None),
                 Some(f) => (f.reason, f.message, f.observed_at),
             };
             let prev = hist.verdicts.iter().find(|v| v.cluster == c.name && v.tier == t);

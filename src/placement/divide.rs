@@ -204,7 +204,7 @@ pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, no
                 tier: p.tier.clone(),
                 replicas: p.replicas,
                 since: p.since,
-                reason: if frozen { "Frozen" } else { "Kept" },
+                reason: lasting_reason(&p.reason).unwrap_or("Kept"),
             })
             .collect(),
         Some(d) => {
@@ -214,16 +214,18 @@ pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, no
                     let c = &cands[i];
                     let name = &snap.clusters[ci].name;
                     let cur = hist.placements.iter().find(|p| &p.cluster == name && p.tier == c.tier);
-                    let reason = if c.tolerated {
-                        "Tolerated"
-                    } else if failback_adopted && c.current == 0 {
+                    let fresh = if failback_adopted && c.current == 0 {
                         "Failback"
                     } else if Some(ci) == first {
                         "Preferred"
-                    } else if c.current > 0 {
-                        "Sticky"
                     } else {
                         "Spill"
+                    };
+                    // A lasting placement keeps the reason it was made for, so status stays byte-identical.
+                    let reason = if c.tolerated {
+                        "Tolerated"
+                    } else {
+                        cur.and_then(|p| lasting_reason(&p.reason)).unwrap_or(fresh)
                     };
                     PlacementDecision {
                         cluster: name.clone(),
@@ -280,6 +282,17 @@ pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, no
         next_review,
         source_reasons,
     })
+}
+
+/// The reason a lasting placement keeps (`Tolerated` ends with the toleration).
+fn lasting_reason(r: &str) -> Option<&'static str> {
+    match r {
+        "Preferred" => Some("Preferred"),
+        "Spill" => Some("Spill"),
+        "Failback" => Some("Failback"),
+        "Kept" => Some("Kept"),
+        _ => None,
+    }
 }
 
 /// The phase for a workload whose placements are known.

@@ -158,7 +158,7 @@ pub fn finish(o: Outcome<'_>) -> Decision {
         if !list.is_empty() {
             m.push_str(&format!(" ({})", list.join(", ")));
         }
-        if !spread_met {
+        if !spread_met && placed > 0 {
             m.push_str(&format!("; spread.minNations {min_nations} not met ({} nations)", nations.len()));
         }
         if let Some(f) = &failback {

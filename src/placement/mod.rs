@@ -58,7 +58,8 @@ pub struct PlacementDecision {
     pub replicas: u32,
     /// When the placement started.
     pub since: Timestamp,
-    /// `Preferred`, `Sticky`, `Spill`, `Tolerated` or `Failback`.
+    /// Why it was made: `Preferred` (the best option), `Spill` (beyond the best option), `Failback`, or
+    /// `Tolerated` (riding out a network failure); `Kept`/`Frozen` when the engine changed nothing.
     pub reason: &'static str,
 }
 

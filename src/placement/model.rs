@@ -339,6 +339,8 @@ pub struct CurrentPlacement {
     pub replicas: u32,
     /// When it started.
     pub since: Timestamp,
+    /// Why it was made (kept while the placement lasts).
+    pub reason: String,
 }
 
 /// A failback the engine is waiting to make: the better set of (cluster, tier) and since when it has

@@ -155,7 +155,13 @@ impl Sim {
                 placements: d
                     .placements
                     .iter()
-                    .map(|p| CurrentPlacement { cluster: p.cluster.clone(), tier: p.tier.clone(), replicas: p.replicas, since: p.since })
+                    .map(|p| CurrentPlacement {
+                        cluster: p.cluster.clone(),
+                        tier: p.tier.clone(),
+                        replicas: p.replicas,
+                        since: p.since,
+                        reason: p.reason.to_string(),
+                    })
                     .collect(),
                 verdicts: d.verdicts.clone(),
                 failback: d.failback.clone(),
@@ -347,6 +353,7 @@ pub fn history_from_status(w: &MissionWorkload) -> History {
                 tier: p.tier.clone(),
                 replicas: p.replicas,
                 since: p.since.as_ref().map_or(Timestamp::UNIX_EPOCH, |t| t.0),
+                reason: p.reason.clone(),
             })
             .collect(),
         verdicts: Vec::new(),
