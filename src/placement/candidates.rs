@@ -36,6 +36,9 @@ pub struct Eval {
     pub cands: Vec<Cand>,
     /// Every verdict, sorted by (cluster, tier).
     pub verdicts: Vec<Verdict>,
+    /// Current placements that sovereignty now forbids (taints, accreditation, access control, residency,
+    /// host admission), whatever the network says: removed even during a fleet freeze.
+    pub revoked: Vec<(String, String)>,
 }
 
 #[derive(PartialEq, Eq)]
@@ -66,6 +69,7 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
     let mut cands = Vec::new();
     let mut verdicts = Vec::with_capacity(snap.clusters.len() * 2);
     let mut tiers: Vec<&str> = Vec::with_capacity(4);
+    let mut revoked = Vec::new();
     for (ci, c) in snap.clusters.iter().enumerate() {
         let current = hist.placements.iter().find(|p| p.cluster == c.name);
         let reach = filters::reachable(c, grace, now);
@@ -96,6 +100,11 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
                 .map(|_| ())
                 .and(cluster_static.as_ref().map(|_| ()))
                 .and(tier_ok.as_ref().map(|_| ()));
+            if let (Some(_), Err(f)) = (cur_here, &taint.as_ref().map(|_| ()).and(cluster_static.as_ref().map(|_| ()))) {
+                if f.reason.filter() <= Some(filters::Filter::HostAdmission) {
+                    revoked.push((c.name.clone(), t.to_string()));
+                }
+            }
             let mut fit = 0;
             let first: Option<Fail> = if let Err(f) = &reach {
                 Some(f.clone())
@@ -169,5 +178,5 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
         }
     }
     cands.sort_by_key(|c| c.key);
-    Eval { cands, verdicts }
+    Eval { cands, verdicts, revoked }
 }

@@ -163,7 +163,7 @@ fn add_s(t: Timestamp, s: u32) -> Timestamp {
 
 /// Chooses between the sticky and the ideal division, and explains the result.
 pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, now: Timestamp) -> Decision {
-    let Eval { cands, verdicts } = eval;
+    let Eval { cands, verdicts, revoked } = eval;
     let frozen = super::fleet_frozen(snap, now);
     let mut failback = None;
     let mut failback_adopted = false;
@@ -199,6 +199,7 @@ pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, no
         None => hist
             .placements
             .iter()
+            .filter(|p| !revoked.iter().any(|(c, t)| *c == p.cluster && *t == p.tier))
             .map(|p| PlacementDecision {
                 cluster: p.cluster.clone(),
                 tier: p.tier.clone(),

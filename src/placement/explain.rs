@@ -136,7 +136,7 @@ pub fn finish(o: Outcome<'_>) -> Decision {
     let min_nations = w.placement.spread.as_ref().map_or(1, |s| s.min_nations.max(1) as usize);
     let spread_met = w.placement.mode == PlacementMode::Duplicated || nations.len() >= min_nations.min(w.replicas as usize);
     let summary = summary(&verdicts);
-    let moves = if frozen { Vec::new() } else { moves(hist, &placements, &source_reasons) };
+    let moves = moves(hist, &placements, &source_reasons);
 
     let (phase, message) = if frozen {
         let down = verdicts
