@@ -170,6 +170,14 @@ fn bad_input_names_file_object_and_field() {
     let err = bad_input("missing", "apiVersion: marshal.dev/v1alpha1\nkind: MemberCluster\nmetadata: {name: x-1}\nspec: {nation: FRA}\n");
     assert!(err.contains("MemberCluster/x-1") && err.contains("spec"), "{err}");
 
+    // The API server's own rules: schema patterns and CEL, naming the field.
+    let err = bad_input("pattern", "apiVersion: marshal.dev/v1alpha1\nkind: MemberCluster\nmetadata: {name: x-1}\nspec: {nation: Poland, connection: {mode: Push, kubeconfigSecretRef: {namespace: a, name: b, key: c}}, clearance: {policy: NATO, classifications: [SECRET], reviewBy: \"2027-01-01T00:00:00Z\"}, admission: {ownerNations: [\"*\"]}}\n");
+    assert!(err.contains("MemberCluster/x-1") && err.contains("field spec.nation") && err.contains("^[A-Z]{3}$"), "{err}");
+    let err = bad_input("cel", "apiVersion: marshal.dev/v1alpha1\nkind: ClusterLink\nmetadata: {name: ltu-1.deu-1}\nspec: {from: ltu-1, to: pol-1}\n");
+    assert!(err.contains("ClusterLink/ltu-1.deu-1") && err.contains("metadata.name must be <spec.from>.<spec.to>"), "{err}");
+    let err = bad_input("cel-push", "apiVersion: marshal.dev/v1alpha1\nkind: MemberCluster\nmetadata: {name: x-1}\nspec: {nation: FRA, connection: {mode: Push}, clearance: {policy: NATO, classifications: [SECRET], reviewBy: \"2027-01-01T00:00:00Z\"}, admission: {ownerNations: [\"*\"]}}\n");
+    assert!(err.contains("kubeconfigSecretRef is required when mode is Push"), "{err}");
+
     let err = bad_input("yaml", "kind: [unclosed\n");
     assert!(err.contains("50-bad.yaml") && err.contains("document 1"), "{err}");
 

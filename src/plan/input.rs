@@ -66,6 +66,7 @@ pub fn documents(text: &str, path: &Path) -> Result<Vec<serde_json::Value>, Erro
 /// Reads every Marshal object under the given paths. Objects of other kinds are ignored.
 pub fn read(paths: &[PathBuf]) -> Result<Inputs, Error> {
     let mut inputs = Inputs::default();
+    let schemas = super::validate::Schemas::new();
     for root in paths {
         if !root.exists() {
             return Err(Error::Read {
@@ -85,6 +86,10 @@ pub fn read(paths: &[PathBuf]) -> Result<Inputs, Error> {
                 }
                 if api != "marshal.dev/v1alpha1" {
                     return Err(Error::Input { path, object, message: format!("field apiVersion: unsupported {api}") });
+                }
+                let problems = schemas.check(&kind, &doc);
+                if !problems.is_empty() {
+                    return Err(Error::Input { path, object, message: problems.join("; ") });
                 }
                 match kind.as_str() {
                     "SecurityPolicy" => inputs.policies.push(typed(doc, &path, &object)?),

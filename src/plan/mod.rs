@@ -4,6 +4,7 @@
 pub mod input;
 pub mod render;
 pub mod scenario;
+pub mod validate;
 
 use std::collections::BTreeMap;
 

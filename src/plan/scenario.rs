@@ -221,6 +221,10 @@ pub fn read(path: &Path) -> Result<Vec<Event>, Error> {
             kinds.push(EventKind::Untaint(x));
         }
         if let Some(x) = e.add_workload {
+            let problems = super::validate::Schemas::new().check("MissionWorkload", &x);
+            if let Some(first) = problems.into_iter().next() {
+                return Err(bad(format!("addWorkload: {first}")));
+            }
             let mut w: MissionWorkload = super::input::typed(x, path, &format!("{object}.addWorkload"))?;
             if w.metadata.namespace.is_none() {
                 w.metadata.namespace = Some("default".into());
