@@ -12,7 +12,11 @@ use marshal::placement::Settings;
 use marshal::plan;
 
 #[derive(Parser)]
-#[command(name = "marshal", version, about = "Places mission workloads across allied Kubernetes clusters under data-sovereignty rules")]
+#[command(
+    name = "marshal",
+    version,
+    about = "Places mission workloads across allied Kubernetes clusters under data-sovereignty rules"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

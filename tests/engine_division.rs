@@ -9,7 +9,11 @@ use marshal::placement::{History, Reason, decide};
 use serde_json::json;
 
 fn three() -> Vec<marshal::placement::ClusterFacts> {
-    vec![cluster("pol-1", "POL", &["core", "edge"]), cluster("deu-1", "DEU", &["core"]), cluster("ltu-1", "LTU", &["edge"])]
+    vec![
+        cluster("pol-1", "POL", &["core", "edge"]),
+        cluster("deu-1", "DEU", &["core"]),
+        cluster("ltu-1", "LTU", &["edge"]),
+    ]
 }
 
 #[test]
@@ -24,7 +28,8 @@ fn divided_fills_in_preference_order_within_max_per_cluster() {
 
 #[test]
 fn tier_order_comes_after_nation_order() {
-    let w = workload(json!({"replicas": 2, "placement": {"tiers": ["core", "edge"], "preferredNations": ["LTU", "POL"]}}));
+    let w =
+        workload(json!({"replicas": 2, "placement": {"tiers": ["core", "edge"], "preferredNations": ["LTU", "POL"]}}));
     let d = decide(&w, &snapshot(three(), &[]), &History::default(), t(0));
     assert_eq!(placed(&d), ["ltu-1/edge=2"], "nation rank first: LTU's edge beats POL's core");
     let w = workload(json!({"replicas": 2, "placement": {"tiers": ["edge", "core"], "preferredNations": ["POL"]}}));
@@ -129,7 +134,8 @@ fn placements_are_sticky_when_capacity_ordering_changes() {
 
 #[test]
 fn unreachable_cluster_keeps_its_share_for_toleration_then_moves() {
-    let w = workload(json!({"replicas": 2, "placement": {"tiers": ["core", "edge"], "preferredNations": ["LTU", "POL"]}}));
+    let w =
+        workload(json!({"replicas": 2, "placement": {"tiers": ["core", "edge"], "preferredNations": ["LTU", "POL"]}}));
     let d0 = decide(&w, &snapshot(three(), &[]), &History::default(), t(0));
     assert_eq!(placed(&d0), ["ltu-1/edge=2"]);
     // ltu-1's last heartbeat at t=100; unreachable from t=115 (grace 15 s); toleration 30 s until t=145.
@@ -197,7 +203,15 @@ fn failback_waits_for_a_continuously_better_option() {
     // Heartbeats are fresh at every decision.
     let snapshot = |cs: Vec<marshal::placement::ClusterFacts>, links: &[marshal::api::ClusterLink]| {
         let now = links[0].status.as_ref().and_then(|s| s.observed_at.clone()).expect("observed").0;
-        snapshot(cs.into_iter().map(|mut c| { c.heartbeat = Some(now); c }).collect(), links)
+        snapshot(
+            cs.into_iter()
+                .map(|mut c| {
+                    c.heartbeat = Some(now);
+                    c
+                })
+                .collect(),
+            links,
+        )
     };
     let good = |s| link("ltu-1", "pol-1", "Up", 10, 100, t(s));
     let bad = |s| link("ltu-1", "pol-1", "Degraded", 200, 100, t(s));
@@ -233,7 +247,15 @@ fn link_flapping_within_toleration_moves_nothing() {
     // Heartbeats are fresh at every decision.
     let snapshot = |cs: Vec<marshal::placement::ClusterFacts>, links: &[marshal::api::ClusterLink]| {
         let now = links[0].status.as_ref().and_then(|s| s.observed_at.clone()).expect("observed").0;
-        snapshot(cs.into_iter().map(|mut c| { c.heartbeat = Some(now); c }).collect(), links)
+        snapshot(
+            cs.into_iter()
+                .map(|mut c| {
+                    c.heartbeat = Some(now);
+                    c
+                })
+                .collect(),
+            links,
+        )
     };
     let mut hist = History::default();
     let mut moves = 0;

@@ -52,11 +52,7 @@ fn cluster_filters_table() {
             },
             Reason::NotReleasable,
         ),
-        (
-            "host refuses owner",
-            |c| c.owner_nations = ["POL".to_string()].into(),
-            Reason::HostRefused,
-        ),
+        ("host refuses owner", |c| c.owner_nations = ["POL".to_string()].into(), Reason::HostRefused),
         (
             "host caps classification below the label",
             |c| c.max_classification = Some("UNCLASSIFIED".into()),
@@ -73,7 +69,8 @@ fn cluster_filters_table() {
         (
             "free cpu unknown",
             |c| {
-                c.free.insert("core".into(), marshal::placement::Resources { cpu_milli: None, ..free(0, 32 << 30, 110) });
+                c.free
+                    .insert("core".into(), marshal::placement::Resources { cpu_milli: None, ..free(0, 32 << 30, 110) });
             },
             Reason::CapacityUnknown,
         ),
@@ -106,8 +103,16 @@ fn workload_filters_table() {
                 {"policy": "NATO", "classification": "RESTRICTED", "categories": [{"tagName": "Releasable To", "values": ["DEU"]}]}]}}),
             Reason::NotReleasable,
         ),
-        ("classification the policy does not define", json!({"confidentiality": {"classification": "TOPSECRET"}}), Reason::LabelInvalid),
-        ("classification above clearance", json!({"confidentiality": {"classification": "COSMIC TOP SECRET"}}), Reason::ClassificationNotCleared),
+        (
+            "classification the policy does not define",
+            json!({"confidentiality": {"classification": "TOPSECRET"}}),
+            Reason::LabelInvalid,
+        ),
+        (
+            "classification above clearance",
+            json!({"confidentiality": {"classification": "COSMIC TOP SECRET"}}),
+            Reason::ClassificationNotCleared,
+        ),
         (
             "category the policy does not define",
             json!({"confidentiality": {"categories": [{"tagName": "Caveat", "values": ["X"]}]}}),
@@ -183,7 +188,8 @@ fn workload_filters_table() {
 
 #[test]
 fn link_filter_table() {
-    let w = workload(json!({"placement": {"dataSource": {"cluster": "ltu-1", "maxRttMs": 50, "minBandwidthMbps": 20}}}));
+    let w =
+        workload(json!({"placement": {"dataSource": {"cluster": "ltu-1", "maxRttMs": 50, "minBandwidthMbps": 20}}}));
     let cases = vec![
         ("good link", link("ltu-1", "pol-1", "Up", 12, 100, t(-5)), Reason::Eligible),
         ("reverse direction is used as a fallback", link("pol-1", "ltu-1", "Up", 12, 100, t(-5)), Reason::Eligible),
@@ -193,7 +199,11 @@ fn link_filter_table() {
         ("degraded", link("ltu-1", "pol-1", "Degraded", 12, 100, t(-5)), Reason::LinkInsufficient),
         ("down", link("ltu-1", "pol-1", "Down", 12, 100, t(-5)), Reason::LinkInsufficient),
         ("unknown", link("ltu-1", "pol-1", "Unknown", 12, 100, t(-5)), Reason::LinkInsufficient),
-        ("stale facts (older than staleAfterSeconds)", link("ltu-1", "pol-1", "Up", 12, 100, t(-61)), Reason::LinkInsufficient),
+        (
+            "stale facts (older than staleAfterSeconds)",
+            link("ltu-1", "pol-1", "Up", 12, 100, t(-61)),
+            Reason::LinkInsufficient,
+        ),
         ("facts exactly at staleAfterSeconds", link("ltu-1", "pol-1", "Up", 12, 100, t(-60)), Reason::Eligible),
     ];
     for (name, l, want) in cases {
@@ -227,7 +237,8 @@ fn contradictory_policies_fail_closed() {
 
 #[test]
 fn missing_policy_fails_closed() {
-    let snap = marshal::placement::Snapshot::new(&[], vec![cluster("pol-1", "POL", &["core"])], &[], Default::default());
+    let snap =
+        marshal::placement::Snapshot::new(&[], vec![cluster("pol-1", "POL", &["core"])], &[], Default::default());
     let d = decide(&workload(json!({})), &snap, &History::default(), t(0));
     assert_eq!(verdict(&d, "pol-1", "core").reason, Reason::PolicyUnknown);
     assert!(d.placements.is_empty());
@@ -248,11 +259,11 @@ fn invalid_template_names_the_field() {
 #[test]
 fn requests_sum_containers_and_respect_init_containers() {
     let w = workload(json!({"template": {"spec": {
-        "initContainers": [{"name": "init", "image": "x", "resources": {"requests": {"cpu": "3", "memory": "1Gi"}}}],
-        "containers": [
-            {"name": "a", "image": "x", "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}}},
-            {"name": "b", "image": "x", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}
-        ]}}}));
+    "initContainers": [{"name": "init", "image": "x", "resources": {"requests": {"cpu": "3", "memory": "1Gi"}}}],
+    "containers": [
+        {"name": "a", "image": "x", "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}}},
+        {"name": "b", "image": "x", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}
+    ]}}}));
     assert_eq!(w.request.cpu_milli, 3000, "the largest init container wins over the 1500m sum");
     assert_eq!(w.request.memory_bytes, (512 + 1024) << 20, "a limit stands in for a missing request");
 }

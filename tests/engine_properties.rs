@@ -34,12 +34,42 @@ fn cluster_gen() -> impl Strategy<Value = ClusterGen> {
     (
         (0..NATIONS.len(), any::<bool>(), any::<bool>(), proptest::array::uniform5(proptest::bool::weighted(0.85))),
         (proptest::collection::vec(0..NATIONS.len(), 0..3), proptest::bool::weighted(0.75)),
-        (proptest::option::weighted(0.3, proptest::collection::vec(0..NATIONS.len(), 1..3)), proptest::option::weighted(0.3, 0..5usize)),
-        (proptest::bool::weighted(0.15), proptest::bool::weighted(0.05), 0u8..12, [0i64..12_000, 0i64..4_000], any::<bool>()),
+        (
+            proptest::option::weighted(0.3, proptest::collection::vec(0..NATIONS.len(), 1..3)),
+            proptest::option::weighted(0.3, 0..5usize),
+        ),
+        (
+            proptest::bool::weighted(0.15),
+            proptest::bool::weighted(0.05),
+            0u8..12,
+            [0i64..12_000, 0i64..4_000],
+            any::<bool>(),
+        ),
     )
-        .prop_map(|((nation, core, edge, cleared), (held, holds_nato), (owners, max_class), (stale, expired, taint, cpu, region))| {
-            ClusterGen { nation, core, edge, cleared, held, holds_nato, owners, max_class, stale, expired, taint, cpu, region }
-        })
+        .prop_map(
+            |(
+                (nation, core, edge, cleared),
+                (held, holds_nato),
+                (owners, max_class),
+                (stale, expired, taint, cpu, region),
+            )| {
+                ClusterGen {
+                    nation,
+                    core,
+                    edge,
+                    cleared,
+                    held,
+                    holds_nato,
+                    owners,
+                    max_class,
+                    stale,
+                    expired,
+                    taint,
+                    cpu,
+                    region,
+                }
+            },
+        )
 }
 
 fn build(i: usize, g: &ClusterGen) -> ClusterFacts {
@@ -51,7 +81,8 @@ fn build(i: usize, g: &ClusterGen) -> ClusterFacts {
         tiers.push("edge");
     }
     let mut c = cluster(&format!("c{i}-{}", NATIONS[g.nation].to_lowercase()), NATIONS[g.nation], &tiers);
-    c.clearance.classifications = LEVELS.iter().zip(g.cleared).filter(|(_, on)| *on).map(|(l, _)| l.to_string()).collect();
+    c.clearance.classifications =
+        LEVELS.iter().zip(g.cleared).filter(|(_, on)| *on).map(|(l, _)| l.to_string()).collect();
     let mut held: std::collections::BTreeSet<String> = g.held.iter().map(|&n| NATIONS[n].to_string()).collect();
     if g.holds_nato {
         held.insert("NATO".into());

@@ -16,7 +16,13 @@ fn marshal(args: &[&str]) -> Output {
 
 fn plan_json() -> Value {
     let out = marshal(&[
-        "plan", "-f", "examples/baltic", "--scenario", "examples/baltic/scenario-link-loss.yaml", "-o", "json",
+        "plan",
+        "-f",
+        "examples/baltic",
+        "--scenario",
+        "examples/baltic/scenario-link-loss.yaml",
+        "-o",
+        "json",
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("one JSON object")
@@ -33,12 +39,9 @@ fn placements(step: &Value, key: &str) -> Vec<String> {
 }
 
 fn step<'a>(plan: &'a Value, at: &str) -> &'a Value {
-    plan["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["at"] == at)
-        .unwrap_or_else(|| panic!("no step at {at}: {:?}", plan["steps"].as_array().unwrap().iter().map(|s| &s["at"]).collect::<Vec<_>>()))
+    plan["steps"].as_array().unwrap().iter().find(|s| s["at"] == at).unwrap_or_else(|| {
+        panic!("no step at {at}: {:?}", plan["steps"].as_array().unwrap().iter().map(|s| &s["at"]).collect::<Vec<_>>())
+    })
 }
 
 #[test]
@@ -47,7 +50,11 @@ fn link_loss_story_in_json() {
     let triage = "baltic-shield/sigint-triage";
     let steps = plan["steps"].as_array().unwrap();
     let ats: Vec<&str> = steps.iter().map(|s| s["at"].as_str().unwrap()).collect();
-    assert_eq!(ats, ["0s", "60s", "90s", "180s", "200s", "300s", "600s"], "events plus the toleration and failback reviews");
+    assert_eq!(
+        ats,
+        ["0s", "60s", "90s", "180s", "200s", "300s", "600s"],
+        "events plus the toleration and failback reviews"
+    );
     assert!(steps[0]["event"].is_null());
 
     // t=0: core in Poland while the link from the data is good.
@@ -55,7 +62,12 @@ fn link_loss_story_in_json() {
     // The link degrades: the placement rides it out for tolerationSeconds (30 s)...
     let s60 = step(&plan, "60s");
     assert_eq!(placements(s60, triage), ["pol-1/core=2"]);
-    let v = s60["workloads"][triage]["verdicts"].as_array().unwrap().iter().find(|v| v["cluster"] == "pol-1" && v["tier"] == "core").unwrap();
+    let v = s60["workloads"][triage]["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["cluster"] == "pol-1" && v["tier"] == "core")
+        .unwrap();
     assert_eq!((v["eligible"].as_bool(), v["reason"].as_str()), (Some(false), Some("LinkInsufficient")));
     // ...then moves to the edge, next to its data.
     let s90 = step(&plan, "90s");
@@ -70,7 +82,10 @@ fn link_loss_story_in_json() {
         assert_eq!(placements(step(&plan, at), triage), ["ltu-1/edge=2"], "at {at}");
         assert!(step(&plan, at)["workloads"][triage]["moves"].as_array().unwrap().is_empty(), "at {at}");
     }
-    assert_eq!(step(&plan, "300s")["workloads"][triage]["failbackPending"]["targets"], serde_json::json!(["pol-1/core"]));
+    assert_eq!(
+        step(&plan, "300s")["workloads"][triage]["failbackPending"]["targets"],
+        serde_json::json!(["pol-1/core"])
+    );
     let s600 = step(&plan, "600s");
     assert_eq!(placements(s600, triage), ["pol-1/core=2"]);
     assert_eq!(s600["workloads"][triage]["moves"][0]["reason"], "Failback");
@@ -96,7 +111,13 @@ fn the_other_workloads_tell_their_part() {
     // Residency: POL or DEU only.
     assert_eq!(placements(s0, "baltic-shield/logistics-ledger"), ["pol-1/core=3"]);
     let reasons = |key: &str, cluster: &str| -> Vec<String> {
-        w[key]["verdicts"].as_array().unwrap().iter().filter(|v| v["cluster"] == cluster).map(|v| v["reason"].as_str().unwrap().to_string()).collect()
+        w[key]["verdicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["cluster"] == cluster)
+            .map(|v| v["reason"].as_str().unwrap().to_string())
+            .collect()
     };
     assert!(reasons("baltic-shield/logistics-ledger", "ltu-1").iter().all(|r| r == "ResidencyViolation"));
     // Host refusal: Latvia does not host German-owned work; deu-1 is outside the selected region.
@@ -107,7 +128,11 @@ fn the_other_workloads_tell_their_part() {
     let np = &w["baltic-shield/nuclear-planning"];
     assert_eq!(np["phase"], "Unplaceable");
     assert!(np["placements"].as_array().unwrap().is_empty());
-    assert!(np["message"].as_str().unwrap().contains("0/4 clusters eligible: 2 ClassificationNotCleared, 2 NotReleasable"), "{}", np["message"]);
+    assert!(
+        np["message"].as_str().unwrap().contains("0/4 clusters eligible: 2 ClassificationNotCleared, 2 NotReleasable"),
+        "{}",
+        np["message"]
+    );
 }
 
 #[test]
@@ -125,8 +150,11 @@ fn table_output_tells_the_same_story() {
 fn same_inputs_same_plan_regardless_of_file_order() {
     let a = marshal(&["plan", "-f", "examples/baltic", "-o", "json"]);
     let files: Vec<PathBuf> = {
-        let mut v: Vec<PathBuf> = std::fs::read_dir("examples/baltic").unwrap().map(|e| e.unwrap().path())
-            .filter(|p| !p.file_name().unwrap().to_str().unwrap().starts_with("scenario")).collect();
+        let mut v: Vec<PathBuf> = std::fs::read_dir("examples/baltic")
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !p.file_name().unwrap().to_str().unwrap().starts_with("scenario"))
+            .collect();
         v.sort();
         v.reverse();
         v
@@ -137,7 +165,11 @@ fn same_inputs_same_plan_regardless_of_file_order() {
         args.push(f.display().to_string());
     }
     args.extend(["-o".into(), "json".into()]);
-    let b = Command::new(env!("CARGO_BIN_EXE_marshal")).args(&args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    let b = Command::new(env!("CARGO_BIN_EXE_marshal"))
+        .args(&args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
     assert!(a.status.success() && b.status.success());
     assert_eq!(a.stdout, b.stdout);
     let plan: Value = serde_json::from_slice(&a.stdout).unwrap();
@@ -161,21 +193,48 @@ fn bad_input(name: &str, yaml: &str) -> String {
 
 #[test]
 fn bad_input_names_file_object_and_field() {
-    let err = bad_input("type", "apiVersion: marshal.dev/v1alpha1\nkind: MissionWorkload\nmetadata: {name: w1, namespace: x}\nspec:\n  owner: LTU\n  confidentiality: {policy: NATO, classification: RESTRICTED}\n  replicas: many\n  template: {spec: {containers: [{name: a, image: b}]}}\n");
-    assert!(err.contains("50-bad.yaml") && err.contains("MissionWorkload/w1") && err.contains("spec.replicas"), "{err}");
+    let err = bad_input(
+        "type",
+        "apiVersion: marshal.dev/v1alpha1\nkind: MissionWorkload\nmetadata: {name: w1, namespace: x}\nspec:\n  owner: LTU\n  confidentiality: {policy: NATO, classification: RESTRICTED}\n  replicas: many\n  template: {spec: {containers: [{name: a, image: b}]}}\n",
+    );
+    assert!(
+        err.contains("50-bad.yaml") && err.contains("MissionWorkload/w1") && err.contains("spec.replicas"),
+        "{err}"
+    );
 
-    let err = bad_input("enum", "apiVersion: marshal.dev/v1alpha1\nkind: ClusterLink\nmetadata: {name: a.b}\nspec: {from: a, to: b}\nstatus: {state: Sideways}\n");
+    let err = bad_input(
+        "enum",
+        "apiVersion: marshal.dev/v1alpha1\nkind: ClusterLink\nmetadata: {name: a.b}\nspec: {from: a, to: b}\nstatus: {state: Sideways}\n",
+    );
     assert!(err.contains("ClusterLink/a.b") && err.contains("status.state"), "{err}");
 
-    let err = bad_input("missing", "apiVersion: marshal.dev/v1alpha1\nkind: MemberCluster\nmetadata: {name: x-1}\nspec: {nation: FRA}\n");
+    let err = bad_input(
+        "missing",
+        "apiVersion: marshal.dev/v1alpha1\nkind: MemberCluster\nmetadata: {name: x-1}\nspec: {nation: FRA}\n",
+    );
     assert!(err.contains("MemberCluster/x-1") && err.contains("spec"), "{err}");
 
     // The API server's own rules: schema patterns and CEL, naming the field.
-    let err = bad_input("pattern", "apiVersion: marshal.dev/v1alpha1\nkind: MemberCluster\nmetadata: {name: x-1}\nspec: {nation: Poland, connection: {mode: Push, kubeconfigSecretRef: {namespace: a, name: b, key: c}}, clearance: {policy: NATO, classifications: [SECRET], reviewBy: \"2027-01-01T00:00:00Z\"}, admission: {ownerNations: [\"*\"]}}\n");
-    assert!(err.contains("MemberCluster/x-1") && err.contains("field spec.nation") && err.contains("^[A-Z]{3}$"), "{err}");
-    let err = bad_input("cel", "apiVersion: marshal.dev/v1alpha1\nkind: ClusterLink\nmetadata: {name: ltu-1.deu-1}\nspec: {from: ltu-1, to: pol-1}\n");
-    assert!(err.contains("ClusterLink/ltu-1.deu-1") && err.contains("metadata.name must be <spec.from>.<spec.to>"), "{err}");
-    let err = bad_input("cel-push", "apiVersion: marshal.dev/v1alpha1\nkind: MemberCluster\nmetadata: {name: x-1}\nspec: {nation: FRA, connection: {mode: Push}, clearance: {policy: NATO, classifications: [SECRET], reviewBy: \"2027-01-01T00:00:00Z\"}, admission: {ownerNations: [\"*\"]}}\n");
+    let err = bad_input(
+        "pattern",
+        "apiVersion: marshal.dev/v1alpha1\nkind: MemberCluster\nmetadata: {name: x-1}\nspec: {nation: Poland, connection: {mode: Push, kubeconfigSecretRef: {namespace: a, name: b, key: c}}, clearance: {policy: NATO, classifications: [SECRET], reviewBy: \"2027-01-01T00:00:00Z\"}, admission: {ownerNations: [\"*\"]}}\n",
+    );
+    assert!(
+        err.contains("MemberCluster/x-1") && err.contains("field spec.nation") && err.contains("^[A-Z]{3}$"),
+        "{err}"
+    );
+    let err = bad_input(
+        "cel",
+        "apiVersion: marshal.dev/v1alpha1\nkind: ClusterLink\nmetadata: {name: ltu-1.deu-1}\nspec: {from: ltu-1, to: pol-1}\n",
+    );
+    assert!(
+        err.contains("ClusterLink/ltu-1.deu-1") && err.contains("metadata.name must be <spec.from>.<spec.to>"),
+        "{err}"
+    );
+    let err = bad_input(
+        "cel-push",
+        "apiVersion: marshal.dev/v1alpha1\nkind: MemberCluster\nmetadata: {name: x-1}\nspec: {nation: FRA, connection: {mode: Push}, clearance: {policy: NATO, classifications: [SECRET], reviewBy: \"2027-01-01T00:00:00Z\"}, admission: {ownerNations: [\"*\"]}}\n",
+    );
     assert!(err.contains("kubeconfigSecretRef is required when mode is Push"), "{err}");
 
     let err = bad_input("yaml", "kind: [unclosed\n");

@@ -95,7 +95,11 @@ pub struct ClusterTaint {
     status = "MemberClusterStatus",
     doc = "A federated member cluster: its nation, clearance, host-nation admission and node tiers.",
     printcolumn(name = "NATION", type_ = "string", json_path = ".spec.nation"),
-    printcolumn(name = "REACHABLE", type_ = "string", json_path = ".status.conditions[?(@.type==\"Reachable\")].status"),
+    printcolumn(
+        name = "REACHABLE",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Reachable\")].status"
+    ),
     printcolumn(name = "TIERS", type_ = "string", json_path = ".spec.tiers"),
     printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]

@@ -253,7 +253,9 @@ pub struct MissionWorkloadSpec {
 }
 
 /// Lifecycle phase of a workload.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+#[derive(
+    schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, PartialOrd, Ord,
+)]
 pub enum Phase {
     /// Not decided yet.
     #[default]

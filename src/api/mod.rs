@@ -1,5 +1,7 @@
 //! The custom resources of `marshal.dev/v1alpha1`. The Rust types are the single source of the CRD YAML
 //! (`marshal crd --write` regenerates `crds/`).
+// kube's `printcolumn(...)` attributes repeat `type_ = ...` by design; clippy mistakes them for duplicates.
+#![allow(clippy::duplicated_attributes)]
 
 mod assignment;
 mod cluster_link;
@@ -13,18 +15,18 @@ pub use assignment::{Assignment, AssignmentPhase, AssignmentSpec, AssignmentStat
 pub use cluster_link::{ClusterLink, ClusterLinkSpec, ClusterLinkStatus, LinkProbe, LinkState};
 pub use label::{AlternativeLabel, CategoryValues, Clearance, ConfidentialityLabel};
 pub use member_cluster::{
-    Admission, ClusterTaint, Connection, ConnectionMode, MemberCluster, MemberClusterSpec,
-    MemberClusterStatus, ResourceAmounts, SecretKeyRef, TaintEffect, TierCapacity,
+    Admission, ClusterTaint, Connection, ConnectionMode, MemberCluster, MemberClusterSpec, MemberClusterStatus,
+    ResourceAmounts, SecretKeyRef, TaintEffect, TierCapacity,
 };
 pub use mission_workload::{
-    DataSource, Failover, FailoverMode, MissionWorkload, MissionWorkloadSpec,
-    MissionWorkloadStatus, Phase, Placement, PlacementMode, PlacementStatus, Spread,
-    TemplateMetadata, Toleration, TolerationOperator, VerdictStatus, WorkloadTemplate,
+    DataSource, Failover, FailoverMode, MissionWorkload, MissionWorkloadSpec, MissionWorkloadStatus, Phase, Placement,
+    PlacementMode, PlacementStatus, Spread, TemplateMetadata, Toleration, TolerationOperator, VerdictStatus,
+    WorkloadTemplate,
 };
 pub use security_policy::{CategoryDefinition, CategoryType, SecurityPolicy, SecurityPolicySpec};
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 /// API group of every Marshal kind.
 pub const GROUP: &str = "marshal.dev";
@@ -39,13 +41,7 @@ pub const RELEASABLE_TO: &str = "Releasable To";
 
 /// Every CRD, in a stable order (policies and clusters first, then workloads and assignments).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
-        SecurityPolicy::crd(),
-        MemberCluster::crd(),
-        ClusterLink::crd(),
-        MissionWorkload::crd(),
-        Assignment::crd(),
-    ]
+    vec![SecurityPolicy::crd(), MemberCluster::crd(), ClusterLink::crd(), MissionWorkload::crd(), Assignment::crd()]
 }
 
 /// The CRDs as one multi-document YAML stream, as written to `crds/` and printed by `marshal crd`.

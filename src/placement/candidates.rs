@@ -4,9 +4,9 @@ use std::cmp::Reverse;
 
 use jiff::Timestamp;
 
+use super::Verdict;
 use super::filters::{self, Fail, Reason};
 use super::model::{History, Snapshot, WorkloadModel};
-use super::Verdict;
 
 /// Ordering key: preferred-nation rank, tier rank, stickiness, link quality, free capacity, then names.
 pub type SortKey = (usize, usize, u8, u32, Reverse<u32>, usize, usize);
@@ -95,15 +95,13 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
             let tier_ok = filters::tier(c, w, t);
             // Everything except the network: taints, accreditation, sovereignty, residency, admission,
             // selector and tier.
-            let hard: Result<(), &Fail> = taint
-                .as_ref()
-                .map(|_| ())
-                .and(cluster_static.as_ref().map(|_| ()))
-                .and(tier_ok.as_ref().map(|_| ()));
-            if let (Some(_), Err(f)) = (cur_here, &taint.as_ref().map(|_| ()).and(cluster_static.as_ref().map(|_| ()))) {
-                if f.reason.filter() <= Some(filters::Filter::HostAdmission) {
-                    revoked.push((c.name.clone(), t.to_string()));
-                }
+            let hard: Result<(), &Fail> =
+                taint.as_ref().map(|_| ()).and(cluster_static.as_ref().map(|_| ())).and(tier_ok.as_ref().map(|_| ()));
+            let sovereign = taint.as_ref().map(|_| ()).and(cluster_static.as_ref().map(|_| ()));
+            if let (Some(_), Err(f)) = (cur_here, sovereign)
+                && f.reason.filter() <= Some(filters::Filter::HostAdmission)
+            {
+                revoked.push((c.name.clone(), t.to_string()));
             }
             let mut fit = 0;
             let first: Option<Fail> = if let Err(f) = &reach {
@@ -129,9 +127,7 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
             };
             let prev = hist.verdicts.iter().find(|v| v.cluster == c.name && v.tier == t);
             let cls = class(eligible, reason);
-            let since = prev
-                .filter(|p| class(p.eligible, p.reason) == cls)
-                .map_or(now, |p| p.since);
+            let since = prev.filter(|p| class(p.eligible, p.reason) == cls).map_or(now, |p| p.since);
 
             // A current placement keeps its share through network failures for tolerationSeconds, as long
             // as nothing else rules the candidate out.

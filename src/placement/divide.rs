@@ -148,9 +148,9 @@ fn nations(d: &Division, snap: &Snapshot) -> usize {
 
 fn same(a: &Division, b: &Division, cands: &[Cand]) -> bool {
     a.len() == b.len()
-        && a.iter().zip(b).all(|((ca, (ia, na)), (cb, (ib, nb)))| {
-            ca == cb && na == nb && cands[*ia].tier == cands[*ib].tier
-        })
+        && a.iter()
+            .zip(b)
+            .all(|((ca, (ia, na)), (cb, (ib, nb)))| ca == cb && na == nb && cands[*ia].tier == cands[*ib].tier)
 }
 
 fn targets(d: &Division, snap: &Snapshot, cands: &[Cand]) -> Vec<String> {
@@ -172,7 +172,8 @@ pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, no
     } else {
         let kept = kept(w, &cands);
         // Tolerated placements are never moved for a better option: their toleration decides.
-        let tolerated: Division = kept.iter().filter(|(_, (i, _))| cands[*i].tolerated).map(|(k, v)| (*k, *v)).collect();
+        let tolerated: Division =
+            kept.iter().filter(|(_, (i, _))| cands[*i].tolerated).map(|(k, v)| (*k, *v)).collect();
         let sticky = divide(w, snap, &cands, kept);
         let ideal = divide(w, snap, &cands, tolerated);
         if same(&sticky, &ideal, &cands) {

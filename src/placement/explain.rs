@@ -125,7 +125,8 @@ pub fn finish(o: Outcome<'_>) -> Decision {
         PlacementMode::Divided => w.replicas,
         PlacementMode::Duplicated => {
             let copies = placements.len().max(1) as u32;
-            w.replicas.min(w.placement.spread.as_ref().and_then(|s| s.max_replicas_per_cluster).unwrap_or(u32::MAX)) * copies
+            w.replicas.min(w.placement.spread.as_ref().and_then(|s| s.max_replicas_per_cluster).unwrap_or(u32::MAX))
+                * copies
         }
     };
     let unplaced = wanted.saturating_sub(placed);
@@ -134,7 +135,8 @@ pub fn finish(o: Outcome<'_>) -> Decision {
         .filter_map(|p| snap.cluster_index(&p.cluster).map(|i| snap.clusters[i].nation.as_str()))
         .collect();
     let min_nations = w.placement.spread.as_ref().map_or(1, |s| s.min_nations.max(1) as usize);
-    let spread_met = w.placement.mode == PlacementMode::Duplicated || nations.len() >= min_nations.min(w.replicas as usize);
+    let spread_met =
+        w.placement.mode == PlacementMode::Duplicated || nations.len() >= min_nations.min(w.replicas as usize);
     let summary = summary(&verdicts);
     let moves = moves(hist, &placements, &source_reasons);
 

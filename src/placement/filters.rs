@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::model::{ClusterFacts, LinkFacts, PolicyEntry, Request, Resources, Snapshot, WorkloadModel};
-use crate::api::{CategoryType, LinkState, TaintEffect, TolerationOperator, RELEASABLE_TO};
+use crate::api::{CategoryType, LinkState, RELEASABLE_TO, TaintEffect, TolerationOperator};
 
 /// The filters, in evaluation order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -268,9 +268,7 @@ pub fn sovereignty<'a>(c: &ClusterFacts, w: &'a WorkloadModel, snap: &'a Snapsho
             ));
         };
         let held = clearance.categories.get(&cat.tag_name);
-        let holds = |v: &str| {
-            held.is_some_and(|h| h.contains(v)) || (cat.tag_name == RELEASABLE_TO && v == c.nation)
-        };
+        let holds = |v: &str| held.is_some_and(|h| h.contains(v)) || (cat.tag_name == RELEASABLE_TO && v == c.nation);
         match def.type_ {
             CategoryType::Informative => {}
             CategoryType::Restrictive => {
@@ -305,7 +303,10 @@ pub fn residency(c: &ClusterFacts, w: &WorkloadModel) -> Result<(), Fail> {
 /// Filter 6: host nation admission.
 pub fn host_admission(c: &ClusterFacts, w: &WorkloadModel, m: &Matched<'_>) -> Result<(), Fail> {
     if !c.owner_nations.contains("*") && !c.owner_nations.contains(&w.owner) {
-        return Err(fail(Reason::HostRefused, format!("host {} does not accept workloads owned by {}", c.nation, w.owner)));
+        return Err(fail(
+            Reason::HostRefused,
+            format!("host {} does not accept workloads owned by {}", c.nation, w.owner),
+        ));
     }
     if let Some(max) = &c.max_classification {
         let label_rank = m.policy.rank(m.classification);
@@ -380,7 +381,13 @@ pub fn link(c: &ClusterFacts, w: &WorkloadModel, snap: &Snapshot, now: Timestamp
     check_link(l, &name, ds.max_rtt_ms, ds.min_bandwidth_mbps, now)
 }
 
-fn check_link(l: &LinkFacts, name: &str, max_rtt: Option<u32>, min_bw: Option<u32>, now: Timestamp) -> Result<u32, Fail> {
+fn check_link(
+    l: &LinkFacts,
+    name: &str,
+    max_rtt: Option<u32>,
+    min_bw: Option<u32>,
+    now: Timestamp,
+) -> Result<u32, Fail> {
     let Some(at) = l.observed_at else {
         return Err(fail(Reason::LinkInsufficient, format!("link {name} has never been measured")));
     };

@@ -16,8 +16,8 @@ use serde::Serialize;
 
 pub use filters::{Filter, Reason};
 pub use model::{
-    ClusterFacts, CurrentPlacement, History, LinkFacts, PendingFailback, PolicyEntry, Request,
-    Resources, Settings, Snapshot, WorkloadModel,
+    ClusterFacts, CurrentPlacement, History, LinkFacts, PendingFailback, PolicyEntry, Request, Resources, Settings,
+    Snapshot, WorkloadModel,
 };
 
 use crate::api::Phase;

@@ -9,8 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::quantity::{parse_milli, parse_units};
 use crate::api::{
-    ClusterLink, ClusterTaint, ConfidentialityLabel, Failover, LinkState, MemberCluster,
-    MissionWorkload, Placement, ResourceAmounts, SecurityPolicy, SecurityPolicySpec,
+    ClusterLink, ClusterTaint, ConfidentialityLabel, Failover, LinkState, MemberCluster, MissionWorkload, Placement,
+    ResourceAmounts, SecurityPolicy, SecurityPolicySpec,
 };
 
 /// cpu (millicores), memory (bytes) and pods. `None` is an unknown amount (fails closed).
@@ -205,10 +205,7 @@ impl Snapshot {
             by_id.insert(id, entry);
         }
         clusters.sort_by(|a, b| a.name.cmp(&b.name));
-        let links = links
-            .iter()
-            .map(|l| ((l.spec.from.clone(), l.spec.to.clone()), LinkFacts::from_crd(l)))
-            .collect();
+        let links = links.iter().map(|l| ((l.spec.from.clone(), l.spec.to.clone()), LinkFacts::from_crd(l))).collect();
         Snapshot { policies: by_id, clusters, links, settings }
     }
 
@@ -289,8 +286,8 @@ impl WorkloadModel {
 /// The requests of one replica of a pod template: the sum over containers (a limit stands in for a missing
 /// request, as in Kubernetes), or the largest init container if that is larger.
 pub fn pod_requests(spec: &serde_json::Value) -> Result<Request, String> {
-    let pod: PodSpec = serde_json::from_value(spec.clone())
-        .map_err(|e| format!("spec.template.spec is not a valid PodSpec: {e}"))?;
+    let pod: PodSpec =
+        serde_json::from_value(spec.clone()).map_err(|e| format!("spec.template.spec is not a valid PodSpec: {e}"))?;
     if pod.containers.is_empty() {
         return Err("spec.template.spec.containers: at least one container is required".into());
     }

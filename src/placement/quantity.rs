@@ -16,9 +16,7 @@ fn scaled(s: &str, factor: i128) -> Option<i64> {
     if s.is_empty() {
         return None;
     }
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+'))
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+')).unwrap_or(s.len());
     let (number, suffix) = s.split_at(split);
     let (int_part, frac_part) = match number.trim_start_matches('+').split_once('.') {
         Some((i, f)) => (i, f),

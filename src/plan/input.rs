@@ -53,7 +53,8 @@ pub fn typed<T: DeserializeOwned>(doc: serde_json::Value, path: &Path, object: &
 pub fn documents(text: &str, path: &Path) -> Result<Vec<serde_json::Value>, Error> {
     let mut out = Vec::new();
     for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let bad = |message: String| Error::Input { path: path.to_path_buf(), object: format!("document {}", i + 1), message };
+        let bad =
+            |message: String| Error::Input { path: path.to_path_buf(), object: format!("document {}", i + 1), message };
         let yaml = serde_yaml::Value::deserialize(de).map_err(|e| bad(format!("not valid YAML: {e}")))?;
         let value = serde_json::to_value(yaml).map_err(|e| bad(format!("not representable as JSON: {e}")))?;
         if !value.is_null() {
@@ -79,7 +80,8 @@ pub fn read(paths: &[PathBuf]) -> Result<Inputs, Error> {
             for (i, doc) in documents(&text, &path)?.into_iter().enumerate() {
                 let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
                 let name = doc.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or_default();
-                let object = if name.is_empty() { format!("{kind} (document {})", i + 1) } else { format!("{kind}/{name}") };
+                let object =
+                    if name.is_empty() { format!("{kind} (document {})", i + 1) } else { format!("{kind}/{name}") };
                 let api = doc.get("apiVersion").and_then(|a| a.as_str()).unwrap_or_default();
                 if !api.starts_with("marshal.dev/") {
                     continue;
@@ -104,7 +106,11 @@ pub fn read(paths: &[PathBuf]) -> Result<Inputs, Error> {
                     }
                     "Assignment" => {}
                     other => {
-                        return Err(Error::Input { path, object, message: format!("field kind: unknown kind {other:?}") });
+                        return Err(Error::Input {
+                            path,
+                            object,
+                            message: format!("field kind: unknown kind {other:?}"),
+                        });
                     }
                 }
             }

@@ -104,9 +104,17 @@ impl Sim {
                     .free
                     .iter()
                     .map(|(tier, f)| {
-                        let (cpu, mem, pods) = used.get(&(facts.name.clone(), tier.clone())).copied().unwrap_or_default();
+                        let (cpu, mem, pods) =
+                            used.get(&(facts.name.clone(), tier.clone())).copied().unwrap_or_default();
                         let sub = |a: Option<i64>, b: i64| a.map(|a| a - b);
-                        (tier.clone(), Resources { cpu_milli: sub(f.cpu_milli, cpu), memory_bytes: sub(f.memory_bytes, mem), pods: sub(f.pods, pods) })
+                        (
+                            tier.clone(),
+                            Resources {
+                                cpu_milli: sub(f.cpu_milli, cpu),
+                                memory_bytes: sub(f.memory_bytes, mem),
+                                pods: sub(f.pods, pods),
+                            },
+                        )
                     })
                     .collect();
                 facts
@@ -115,10 +123,10 @@ impl Sim {
         let mut links = self.links.clone();
         for l in &mut links {
             let name = l.metadata.name.clone().unwrap_or_default();
-            if self.live_links.get(&name).copied().unwrap_or(false) {
-                if let Some(s) = l.status.as_mut() {
-                    s.observed_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
-                }
+            if self.live_links.get(&name).copied().unwrap_or(false)
+                && let Some(s) = l.status.as_mut()
+            {
+                s.observed_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
             }
         }
         Snapshot::new(&self.policies, clusters, &links, self.settings)

@@ -79,7 +79,10 @@ fn move_line(m: &Move) -> String {
 
 fn verdict_line(out: &mut String, v: &Verdict, now: Timestamp) {
     let fact = age(now, v.observed_at).map(|a| format!(" [fact age {a}]")).unwrap_or_default();
-    let tol = v.tolerated_until.map(|t| format!(" [tolerated {}s more]", (t.as_millisecond() - now.as_millisecond()) / 1000)).unwrap_or_default();
+    let tol = v
+        .tolerated_until
+        .map(|t| format!(" [tolerated {}s more]", (t.as_millisecond() - now.as_millisecond()) / 1000))
+        .unwrap_or_default();
     let _ = writeln!(
         out,
         "    {:<10} {:<6} {:<4} {:<24} {}{}{}",
@@ -110,7 +113,10 @@ pub fn table(plan: &Plan) -> String {
                 .filter(|v| {
                     before.is_none_or(|b| {
                         !b.verdicts.iter().any(|o| {
-                            o.cluster == v.cluster && o.tier == v.tier && o.eligible == v.eligible && o.reason == v.reason
+                            o.cluster == v.cluster
+                                && o.tier == v.tier
+                                && o.eligible == v.eligible
+                                && o.reason == v.reason
                                 && o.tolerated_until.is_some() == v.tolerated_until.is_some()
                         })
                     })
@@ -126,13 +132,17 @@ pub fn table(plan: &Plan) -> String {
             quiet = false;
             let _ = writeln!(out, "  {key}: {:?}  {}", d.phase, d.message);
             for p in &d.placements {
-                let _ = writeln!(out, "    placed   {:<10} {:<6} replicas={:<3} {}", p.cluster, p.tier, p.replicas, p.reason);
+                let _ = writeln!(
+                    out,
+                    "    placed   {:<10} {:<6} replicas={:<3} {}",
+                    p.cluster, p.tier, p.replicas, p.reason
+                );
             }
             for m in &d.moves {
                 let _ = writeln!(out, "    moved    {}", move_line(m));
             }
             if !changed_verdicts.is_empty() {
-                let _ = writeln!(out, "    {:<10} {:<6} {:<4} {:<24} {}", "CLUSTER", "TIER", "OK", "REASON", "DETAIL");
+                let _ = writeln!(out, "    {:<10} {:<6} {:<4} {:<24} DETAIL", "CLUSTER", "TIER", "OK", "REASON");
                 for v in changed_verdicts {
                     verdict_line(&mut out, v, now);
                 }

@@ -200,7 +200,8 @@ pub fn read(path: &Path) -> Result<Vec<Event>, Error> {
     for (i, e) in raw.events.into_iter().enumerate() {
         let object = format!("events[{i}]");
         let bad = |message: String| Error::Input { path: path.to_path_buf(), object: object.clone(), message };
-        let at_seconds = parse_offset(&e.at).ok_or_else(|| bad(format!("field at: {:?} is not a duration like 30s, 2m or 1h30m", e.at)))?;
+        let at_seconds = parse_offset(&e.at)
+            .ok_or_else(|| bad(format!("field at: {:?} is not a duration like 30s, 2m or 1h30m", e.at)))?;
         let mut kinds = Vec::new();
         if let Some(x) = e.link {
             kinds.push(EventKind::Link(x));

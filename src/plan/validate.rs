@@ -45,13 +45,13 @@ impl Schemas {
         let Some(schema) = self.by_kind.get(kind) else { return vec![format!("kind: unknown kind {kind:?}")] };
         let mut errors = Vec::new();
         self.walk(schema, object, "", &mut errors);
-        if errors.is_empty() {
-            if let Err(e) = self.cel.validate(schema, object, None) {
-                errors.extend(e.as_slice().iter().map(|e| {
-                    let field = if e.field_path.is_empty() { "(object)" } else { &e.field_path };
-                    format!("field {field}: {}", e.message)
-                }));
-            }
+        if errors.is_empty()
+            && let Err(e) = self.cel.validate(schema, object, None)
+        {
+            errors.extend(e.as_slice().iter().map(|e| {
+                let field = if e.field_path.is_empty() { "(object)" } else { &e.field_path };
+                format!("field {field}: {}", e.message)
+            }));
         }
         errors
     }
@@ -77,11 +77,11 @@ impl Schemas {
             bad(format!("must be of type {}", ty.unwrap_or("?")));
             return;
         }
-        if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-            if !options.contains(value) {
-                let names: Vec<String> = options.iter().map(|o| o.to_string()).collect();
-                bad(format!("{value} is not one of {}", names.join(", ")));
-            }
+        if let Some(options) = schema.get("enum").and_then(Value::as_array)
+            && !options.contains(value)
+        {
+            let names: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+            bad(format!("{value} is not one of {}", names.join(", ")));
         }
         if let Some(s) = value.as_str() {
             let len = s.chars().count() as u64;
@@ -91,10 +91,10 @@ impl Schemas {
             if let Some(max) = schema.get("maxLength").and_then(Value::as_u64).filter(|m| len > *m) {
                 bad(format!("must have at most {max} characters"));
             }
-            if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
-                if self.patterns.get(p).is_some_and(|re| !re.is_match(s)) {
-                    bad(format!("{s:?} does not match {p}"));
-                }
+            if let Some(p) = schema.get("pattern").and_then(Value::as_str)
+                && self.patterns.get(p).is_some_and(|re| !re.is_match(s))
+            {
+                bad(format!("{s:?} does not match {p}"));
             }
         }
         if let Some(n) = value.as_f64() {
@@ -120,7 +120,8 @@ impl Schemas {
             }
         }
         if let Some(obj) = value.as_object() {
-            for req in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+            for req in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
+            {
                 if !obj.contains_key(req) {
                     errors.push(format!("field {}: required", join(path, req)));
                 }
@@ -151,10 +152,10 @@ fn join(path: &str, key: &str) -> String {
 fn collect_patterns(schema: &Value, out: &mut BTreeMap<String, Regex>) {
     match schema {
         Value::Object(m) => {
-            if let Some(p) = m.get("pattern").and_then(Value::as_str) {
-                if let Ok(re) = Regex::new(p) {
-                    out.insert(p.to_string(), re);
-                }
+            if let Some(p) = m.get("pattern").and_then(Value::as_str)
+                && let Ok(re) = Regex::new(p)
+            {
+                out.insert(p.to_string(), re);
             }
             m.values().for_each(|v| collect_patterns(v, out));
         }

@@ -38,7 +38,10 @@ pub fn cluster(name: &str, nation: &str, tiers: &[&str]) -> ClusterFacts {
         labels: [("marshal.dev/region".to_string(), "baltic".to_string())].into(),
         clearance: ClearanceFacts {
             policy: "NATO".into(),
-            classifications: ["UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET"].iter().map(|s| s.to_string()).collect(),
+            classifications: ["UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             categories: [("Releasable To".to_string(), [nation.to_string(), "NATO".to_string()].into())].into(),
             review_by: t(365 * 86400),
         },
