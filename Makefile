@@ -1,0 +1,24 @@
+# Marshal: one command runs it, one command tests it.
+.PHONY: help test lint crds plan bench e2e ci
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+test: ## offline tier: rustfmt, clippy, unit/property/CRD/CEL/planner tests
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo test
+
+crds: ## regenerate crds/ from the Rust types
+	cargo run -q -- crd --write
+
+plan: ## the what-if planner on the Baltic exercise
+	cargo run --release -q -- plan -f examples/baltic --scenario examples/baltic/scenario-link-loss.yaml
+
+bench: ## placement engine benchmark (prints decisions per second)
+	cargo bench --bench placement
+
+e2e: ## end-to-end tier on the local federation (builds the control planes once, cached)
+	bash e2e/ci.sh
+
+ci: test e2e ## both tiers, as .ci/run does
