@@ -3,5 +3,6 @@
 
 pub mod api;
 pub mod error;
+pub mod metrics;
 pub mod placement;
 pub mod plan;

@@ -103,3 +103,53 @@ pub struct AssignmentStatus {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
 }
+
+/// Canonical JSON: object keys sorted at every level, no insignificant whitespace.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let parts: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical_json(&m[k])))
+                .collect();
+            format!("{{{}}}", parts.join(","))
+        }
+        Value::Array(a) => format!("[{}]", a.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
+impl AssignmentSpec {
+    /// `sha256:<hex>` over the canonical JSON of everything the member must enforce: owner, confidentiality,
+    /// tier, replicas and template (plus the workload it belongs to and the target cluster).
+    pub fn compute_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let body = serde_json::json!({
+            "cluster": self.cluster,
+            "workload": {"namespace": self.workload.namespace, "name": self.workload.name},
+            "owner": self.owner,
+            "confidentiality": self.confidentiality,
+            "tier": self.tier,
+            "replicas": self.replicas,
+            "template": self.template,
+        });
+        let hash = Sha256::digest(canonical_json(&body).as_bytes());
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let a = json!({"b": 1, "a": {"d": [1, {"z": 1, "y": 2}], "c": "x"}});
+        assert_eq!(canonical_json(&a), r#"{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}"#);
+    }
+}

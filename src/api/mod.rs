@@ -11,7 +11,7 @@ mod member_cluster;
 mod mission_workload;
 mod security_policy;
 
-pub use assignment::{Assignment, AssignmentPhase, AssignmentSpec, AssignmentStatus, WorkloadRef};
+pub use assignment::{Assignment, AssignmentPhase, AssignmentSpec, AssignmentStatus, WorkloadRef, canonical_json};
 pub use cluster_link::{ClusterLink, ClusterLinkSpec, ClusterLinkStatus, LinkProbe, LinkState};
 pub use label::{AlternativeLabel, CategoryValues, Clearance, ConfidentialityLabel};
 pub use member_cluster::{
@@ -38,6 +38,32 @@ pub const LABEL_PREFIX: &str = "marshal.dev/";
 pub const TIER_LABEL: &str = "marshal.dev/tier";
 /// The category tag whose values name nations and groups a label is releasable to.
 pub const RELEASABLE_TO: &str = "Releasable To";
+/// Field manager of the member syncers' status writes (distinct from the controller's, so that server-side
+/// apply never lets one writer drop the other's conditions).
+pub const SYNCER_FIELD_MANAGER: &str = "marshal-syncer";
+/// Name of the heartbeat Lease in each `marshal-<cluster>` namespace on the hub.
+pub const HEARTBEAT_LEASE: &str = "heartbeat";
+/// Label on heartbeat Leases (the controller watches Leases with it).
+pub const HEARTBEAT_LABEL: &str = "marshal.dev/heartbeat";
+/// Finalizer on MissionWorkloads: their Assignments are removed first.
+pub const WORKLOAD_FINALIZER: &str = "marshal.dev/assignments";
+/// Finalizer on Assignments: the syncer removes the member's objects first.
+pub const ASSIGNMENT_FINALIZER: &str = "marshal.dev/member-cleanup";
+/// Labels on Assignments naming their workload and cluster.
+pub const LABEL_WORKLOAD_NAMESPACE: &str = "marshal.dev/workload-namespace";
+/// See [`LABEL_WORKLOAD_NAMESPACE`].
+pub const LABEL_WORKLOAD_NAME: &str = "marshal.dev/workload-name";
+/// See [`LABEL_WORKLOAD_NAMESPACE`].
+pub const LABEL_CLUSTER: &str = "marshal.dev/cluster";
+/// `app.kubernetes.io/managed-by` value on every member object Marshal creates.
+pub const MANAGED_BY: &str = "marshal";
+/// The member ConfigMap (in `marshal-system`) holding the member's own clearance, if the host provides one.
+pub const MEMBER_CLEARANCE_CONFIGMAP: &str = "marshal-clearance";
+
+/// Hub namespace of a member cluster's Assignments and heartbeat Lease.
+pub fn cluster_namespace(cluster: &str) -> String {
+    format!("marshal-{cluster}")
+}
 
 /// Every CRD, in a stable order (policies and clusters first, then workloads and assignments).
 pub fn crds() -> Vec<CustomResourceDefinition> {

@@ -74,8 +74,8 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
         let current = hist.placements.iter().find(|p| p.cluster == c.name);
         let reach = filters::reachable(c, grace, now);
         let cluster_static = filters::accredited(c, now)
-            .and_then(|_| filters::sovereignty(c, w, snap))
-            .and_then(|m| filters::residency(c, w).and_then(|_| filters::host_admission(c, w, &m)))
+            .and_then(|_| filters::sovereignty(c, &w.label, snap))
+            .and_then(|m| filters::residency(c, w).and_then(|_| filters::host_admission(c, &w.owner, &m)))
             .and_then(|_| filters::selector(c, w.selector.as_ref()));
         let link = filters::link(c, w, snap, now);
         let nation_rank = w.preferred_nations.iter().position(|n| *n == c.nation).unwrap_or(w.preferred_nations.len());

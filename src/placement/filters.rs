@@ -228,12 +228,16 @@ pub struct Matched<'a> {
 }
 
 /// Filter 4: access control with STANAG 4774 semantics.
-pub fn sovereignty<'a>(c: &ClusterFacts, w: &'a WorkloadModel, snap: &'a Snapshot) -> Result<Matched<'a>, Fail> {
+pub fn sovereignty<'a>(
+    c: &ClusterFacts,
+    label: &'a ConfidentialityLabel,
+    snap: &'a Snapshot,
+) -> Result<Matched<'a>, Fail> {
     let clearance = &c.clearance;
-    let Some((classification, categories)) = w.label.under_policy(&clearance.policy) else {
+    let Some((classification, categories)) = label.under_policy(&clearance.policy) else {
         return Err(fail(
             Reason::PolicyMismatch,
-            format!("label policy {} has no alternative under clearance policy {}", w.label.policy, clearance.policy),
+            format!("label policy {} has no alternative under clearance policy {}", label.policy, clearance.policy),
         ));
     };
     let policy = match snap.policies.get(&clearance.policy) {
@@ -451,4 +455,18 @@ pub fn capacity(free: Option<&Resources>, req: Request, own_replicas: u32, tier:
         return Err(fail(reason, format!("free {name} in tier {tier} fits no replica")));
     }
     Ok(u32::try_from(fit).unwrap_or(u32::MAX))
+}
+
+/// The member's own re-check of an Assignment (zero trust: the member does not trust the hub): accreditation,
+/// access control and host admission against the member's clearance.
+pub fn member_recheck(
+    c: &ClusterFacts,
+    label: &ConfidentialityLabel,
+    owner: &str,
+    snap: &Snapshot,
+    now: Timestamp,
+) -> Result<(), Fail> {
+    accredited(c, now)?;
+    let m = sovereignty(c, label, snap)?;
+    host_admission(c, owner, &m)
 }
