@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use super::model::{ClusterFacts, LinkFacts, PolicyEntry, Request, Resources, Snapshot, WorkloadModel};
-use crate::api::{CategoryType, LinkState, RELEASABLE_TO, TaintEffect, TolerationOperator};
+use crate::api::{CategoryType, ConfidentialityLabel, LinkState, RELEASABLE_TO, TaintEffect, TolerationOperator};
 
 /// The filters, in evaluation order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -305,11 +305,11 @@ pub fn residency(c: &ClusterFacts, w: &WorkloadModel) -> Result<(), Fail> {
 }
 
 /// Filter 6: host nation admission.
-pub fn host_admission(c: &ClusterFacts, w: &WorkloadModel, m: &Matched<'_>) -> Result<(), Fail> {
-    if !c.owner_nations.contains("*") && !c.owner_nations.contains(&w.owner) {
+pub fn host_admission(c: &ClusterFacts, owner: &str, m: &Matched<'_>) -> Result<(), Fail> {
+    if !c.owner_nations.contains("*") && !c.owner_nations.contains(owner) {
         return Err(fail(
             Reason::HostRefused,
-            format!("host {} does not accept workloads owned by {}", c.nation, w.owner),
+            format!("host {} does not accept workloads owned by {owner}", c.nation),
         ));
     }
     if let Some(max) = &c.max_classification {
