@@ -2,7 +2,10 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod controller;
 pub mod error;
+pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod placement;
 pub mod plan;

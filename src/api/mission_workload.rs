@@ -314,6 +314,17 @@ pub struct VerdictStatus {
     pub observed_at: Option<Time>,
 }
 
+/// A pending failback: the better placement and since when it has been continuously available.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FailbackStatus {
+    /// Since when.
+    pub since: Time,
+    /// `cluster/tier` of the better placement.
+    #[serde(default)]
+    pub targets: Vec<String>,
+}
+
 /// Status of a MissionWorkload.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -343,9 +354,9 @@ pub struct MissionWorkloadStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
-    /// A better placement seen continuously since this time (failback window).
+    /// A better placement the engine waits to move to (failback window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failback_pending_since: Option<Time>,
+    pub failback: Option<FailbackStatus>,
     /// When the decision last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_decision_time: Option<Time>,

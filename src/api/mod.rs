@@ -19,7 +19,7 @@ pub use member_cluster::{
     ResourceAmounts, SecretKeyRef, TaintEffect, TierCapacity,
 };
 pub use mission_workload::{
-    DataSource, Failover, FailoverMode, MissionWorkload, MissionWorkloadSpec, MissionWorkloadStatus, Phase, Placement,
+    DataSource, FailbackStatus, Failover, FailoverMode, MissionWorkload, MissionWorkloadSpec, MissionWorkloadStatus, Phase, Placement,
     PlacementMode, PlacementStatus, Spread, TemplateMetadata, Toleration, TolerationOperator, VerdictStatus,
     WorkloadTemplate,
 };

@@ -145,6 +145,35 @@ impl Reason {
     }
 }
 
+impl std::str::FromStr for Reason {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ALL_REASONS.iter().copied().find(|r| r.as_str() == s).ok_or_else(|| format!("unknown reason {s:?}"))
+    }
+}
+
+/// Every reason, in filter order.
+pub const ALL_REASONS: [Reason; 18] = [
+    Reason::Eligible,
+    Reason::Unreachable,
+    Reason::Tainted,
+    Reason::AccreditationExpired,
+    Reason::PolicyMismatch,
+    Reason::PolicyUnknown,
+    Reason::LabelInvalid,
+    Reason::ClassificationNotCleared,
+    Reason::NotReleasable,
+    Reason::ResidencyViolation,
+    Reason::HostRefused,
+    Reason::NotSelected,
+    Reason::TierNotAllowed,
+    Reason::LinkInsufficient,
+    Reason::CapacityUnknown,
+    Reason::InsufficientCpu,
+    Reason::InsufficientMemory,
+    Reason::InsufficientPods,
+];
+
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -176,7 +205,7 @@ pub fn reachable(c: &ClusterFacts, grace_s: u32, now: Timestamp) -> Result<(), F
         None => Err(fail(Reason::Unreachable, "no heartbeat ever received".into())),
         Some(hb) if now.as_millisecond() - hb.as_millisecond() > i64::from(grace_s) * 1000 => Err(Fail {
             reason: Reason::Unreachable,
-            message: format!("last heartbeat {}s ago (grace {grace_s}s)", age_s(now, hb)),
+            message: format!("no heartbeat since {hb} (grace {grace_s}s)"),
             observed_at: Some(hb),
         }),
         Some(_) => Ok(()),
@@ -399,7 +428,7 @@ fn check_link(
     if age > i64::from(l.stale_after_seconds) {
         return Err(Fail {
             reason: Reason::LinkInsufficient,
-            message: format!("link {name} facts are {age}s old (staleAfterSeconds {})", l.stale_after_seconds),
+            message: format!("link {name} facts from {at} are stale (staleAfterSeconds {})", l.stale_after_seconds),
             observed_at: Some(at),
         });
     }

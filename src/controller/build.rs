@@ -1,0 +1,109 @@
+//! Pure: the Assignments a decision asks for, and the engine's history read back from status.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use kube::api::ObjectMeta;
+use kube::{Resource, ResourceExt};
+
+use crate::api::{
+    ASSIGNMENT_FINALIZER, Assignment, AssignmentSpec, LABEL_CLUSTER, LABEL_WORKLOAD_NAME, LABEL_WORKLOAD_NAMESPACE,
+    MissionWorkload, VerdictStatus, WorkloadRef, cluster_namespace,
+};
+use crate::placement::{CurrentPlacement, Decision, History, PendingFailback, Verdict};
+
+/// Name of a workload's Assignment in `marshal-<cluster>`: `<namespace>.<name>`.
+pub fn assignment_name(mw: &MissionWorkload) -> String {
+    format!("{}.{}", mw.namespace().unwrap_or_default(), mw.name_any())
+}
+
+/// Labels that tie an Assignment to its workload and cluster.
+pub fn assignment_labels(mw: &MissionWorkload, cluster: &str) -> BTreeMap<String, String> {
+    [
+        (LABEL_WORKLOAD_NAMESPACE.to_string(), mw.namespace().unwrap_or_default()),
+        (LABEL_WORKLOAD_NAME.to_string(), mw.name_any()),
+        (LABEL_CLUSTER.to_string(), cluster.to_string()),
+    ]
+    .into()
+}
+
+/// Whether an Assignment belongs to a workload.
+pub fn belongs_to(a: &Assignment, mw: &MissionWorkload) -> bool {
+    a.spec.workload.namespace == mw.namespace().unwrap_or_default() && a.spec.workload.name == mw.name_any()
+}
+
+/// The desired Assignments, one per placement.
+pub fn assignments(mw: &MissionWorkload, d: &Decision) -> Vec<Assignment> {
+    d.placements
+        .iter()
+        .map(|p| {
+            let mut spec = AssignmentSpec {
+                cluster: p.cluster.clone(),
+                workload: WorkloadRef {
+                    namespace: mw.namespace().unwrap_or_default(),
+                    name: mw.name_any(),
+                    uid: mw.meta().uid.clone().unwrap_or_default(),
+                },
+                owner: mw.spec.owner.clone(),
+                confidentiality: mw.spec.confidentiality.clone(),
+                tier: p.tier.clone(),
+                replicas: i32::try_from(p.replicas).unwrap_or(i32::MAX),
+                template: mw.spec.template.clone(),
+                digest: String::new(),
+            };
+            spec.digest = spec.compute_digest();
+            Assignment {
+                metadata: ObjectMeta {
+                    name: Some(assignment_name(mw)),
+                    namespace: Some(cluster_namespace(&p.cluster)),
+                    labels: Some(assignment_labels(mw, &p.cluster)),
+                    finalizers: Some(vec![ASSIGNMENT_FINALIZER.to_string()]),
+                    ..Default::default()
+                },
+                spec,
+                status: None,
+            }
+        })
+        .collect()
+}
+
+/// Whether an existing Assignment already says what the desired one says (then nothing is written).
+pub fn up_to_date(existing: &Assignment, desired: &Assignment) -> bool {
+    existing.spec == desired.spec
+        && existing.metadata.deletion_timestamp.is_none()
+        && desired.metadata.labels.iter().flatten().all(|(k, v)| existing.labels().get(k) == Some(v))
+        && existing.finalizers().iter().any(|f| f == ASSIGNMENT_FINALIZER)
+}
+
+fn verdict_from_status(v: &VerdictStatus) -> Option<Verdict> {
+    Some(Verdict {
+        cluster: v.cluster.clone(),
+        tier: v.tier.clone(),
+        eligible: v.eligible,
+        reason: v.reason.parse().ok()?,
+        message: v.message.clone(),
+        since: v.since.as_ref()?.0,
+        observed_at: v.observed_at.as_ref().map(|t| t.0),
+        tolerated_until: None,
+    })
+}
+
+/// The engine's history from the workload's status (status is the controller's only memory).
+pub fn history(mw: &MissionWorkload) -> History {
+    let Some(s) = &mw.status else { return History::default() };
+    History {
+        placements: s
+            .placements
+            .iter()
+            .map(|p| CurrentPlacement {
+                cluster: p.cluster.clone(),
+                tier: p.tier.clone(),
+                replicas: p.replicas,
+                since: p.since.as_ref().map_or(Timestamp::UNIX_EPOCH, |t| t.0),
+                reason: p.reason.clone(),
+            })
+            .collect(),
+        verdicts: s.verdicts.iter().filter_map(verdict_from_status).collect(),
+        failback: s.failback.as_ref().map(|f| PendingFailback { since: f.since.0, targets: f.targets.clone() }),
+    }
+}

@@ -1,0 +1,179 @@
+//! Cluster health from heartbeat Leases, and fleet-level metrics. kube watches notice a dead stream only after
+//! minutes, so reachability is the age of the member's heartbeat, checked every second.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::Context;
+use crate::api::conditions::{ConditionSpec, merge};
+use crate::api::{FIELD_MANAGER, LinkState, MemberCluster, Phase};
+use crate::placement::quantity::{parse_milli, parse_units};
+
+/// The conditions the controller owns on a MemberCluster, from its heartbeat and accreditation.
+pub fn cluster_conditions(mc: &MemberCluster, heartbeat: Option<Timestamp>, grace_s: u32, now: Timestamp) -> Vec<ConditionSpec> {
+    let reachable = match heartbeat {
+        None => ConditionSpec {
+            type_: "Reachable",
+            status: false,
+            reason: "NoHeartbeat".into(),
+            message: "no heartbeat Lease yet: check the member's syncer (push) or agent (pull) and its credentials".into(),
+        },
+        Some(hb) if now.as_millisecond() - hb.as_millisecond() > i64::from(grace_s) * 1000 => ConditionSpec {
+            type_: "Reachable",
+            status: false,
+            reason: "HeartbeatExpired".into(),
+            message: format!("no heartbeat since {hb} (grace {grace_s}s): the member API or the link to it is down"),
+        },
+        Some(_) => ConditionSpec {
+            type_: "Reachable",
+            status: true,
+            reason: "HeartbeatFresh".into(),
+            message: format!("heartbeat within {grace_s}s"),
+        },
+    };
+    let review_by = mc.spec.clearance.review_by.0;
+    let accredited = ConditionSpec {
+        type_: "Accredited",
+        status: now < review_by,
+        reason: if now < review_by { "ClearanceValid".into() } else { "AccreditationExpired".into() },
+        message: format!("clearance reviewBy {review_by}"),
+    };
+    vec![accredited, reachable]
+}
+
+async fn update_cluster(ctx: &Context, mc: &MemberCluster, now: Timestamp) {
+    let name = mc.name_any();
+    let hb = ctx.heartbeat(&name);
+    let wanted = cluster_conditions(mc, hb, ctx.settings.cluster_grace_seconds, now);
+    let old = mc.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+    let changed = wanted.iter().any(|w| {
+        !old.iter().any(|o| o.type_ == w.type_ && (o.status == "True") == w.status && o.reason == w.reason)
+    });
+    let reachable = wanted.iter().any(|w| w.type_ == "Reachable" && w.status);
+    ctx.metrics.cluster_reachable.with_label_values(&[&name]).set(i64::from(reachable));
+    if let Some(hb) = hb {
+        let age = (now.as_millisecond() - hb.as_millisecond()) as f64 / 1000.0;
+        ctx.metrics.cluster_heartbeat_age_seconds.with_label_values(&[&name]).set(age);
+    }
+    if !changed || !ctx.is_leader() {
+        return;
+    }
+    let conditions = merge(&old, wanted, mc.metadata.generation, Time(now));
+    let body = json!({
+        "apiVersion": MemberCluster::api_version(&()), "kind": MemberCluster::kind(&()),
+        "metadata": {"name": name},
+        "status": {"conditions": conditions, "lastHeartbeatTime": hb.map(Time)},
+    });
+    let api: Api<MemberCluster> = Api::all(ctx.client.clone());
+    match api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await {
+        Ok(_) => {
+            ctx.metrics.write("hub", "apply");
+            let (type_, reason, note) = if reachable {
+                (EventType::Normal, "Reachable", format!("{name} is reachable again"))
+            } else {
+                (EventType::Warning, "Unreachable", format!("{name}: no heartbeat within {}s", ctx.settings.cluster_grace_seconds))
+            };
+            info!(cluster = %name, reachable, "cluster reachability changed");
+            ctx.event(mc, type_, reason, note).await;
+        }
+        Err(e) => warn!(cluster = %name, error = %e, "cannot update MemberCluster status"),
+    }
+}
+
+fn fleet_metrics(ctx: &Context, now: Timestamp) {
+    let m = &ctx.metrics;
+    for l in ctx.stores.links.state() {
+        let s = l.status.clone().unwrap_or_default();
+        let state = match s.state {
+            LinkState::Unknown => 0,
+            LinkState::Down => 1,
+            LinkState::Degraded => 2,
+            LinkState::Up => 3,
+        };
+        m.link_state.with_label_values(&[&l.spec.from, &l.spec.to]).set(state);
+        if let Some(rtt) = s.rtt_ms {
+            m.link_rtt_seconds.with_label_values(&[&l.spec.from, &l.spec.to]).set(f64::from(rtt) / 1000.0);
+        }
+    }
+    for mc in ctx.stores.clusters.state() {
+        for (tier, cap) in mc.status.as_ref().map(|s| s.capacity.clone()).unwrap_or_default() {
+            let name = mc.name_any();
+            if let Some(cpu) = cap.free.cpu.as_deref().and_then(parse_milli) {
+                m.cluster_free.with_label_values(&[&name, &tier, "cpu"]).set(cpu as f64 / 1000.0);
+            }
+            if let Some(mem) = cap.free.memory.as_deref().and_then(parse_units) {
+                m.cluster_free.with_label_values(&[&name, &tier, "memory"]).set(mem as f64);
+            }
+            if let Some(pods) = cap.free.pods.as_deref().and_then(parse_units) {
+                m.cluster_free.with_label_values(&[&name, &tier, "pods"]).set(pods as f64);
+            }
+        }
+    }
+    let mut phases: BTreeMap<&'static str, i64> =
+        [("Pending", 0), ("Placed", 0), ("Degraded", 0), ("Unplaceable", 0), ("Frozen", 0)].into();
+    let mut placed: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for w in ctx.stores.workloads.state() {
+        let Ok(w) = &w.0 else { continue };
+        let status = w.status.clone().unwrap_or_default();
+        let phase = match status.phase {
+            Phase::Pending => "Pending",
+            Phase::Placed => "Placed",
+            Phase::Degraded => "Degraded",
+            Phase::Unplaceable => "Unplaceable",
+            Phase::Frozen => "Frozen",
+        };
+        *phases.entry(phase).or_default() += 1;
+        for p in status.placements {
+            *placed.entry((p.cluster, p.tier)).or_default() += i64::from(p.replicas);
+        }
+    }
+    for (phase, n) in phases {
+        m.workloads.with_label_values(&[phase]).set(n);
+    }
+    m.placed_replicas.reset();
+    for ((c, t), n) in placed {
+        m.placed_replicas.with_label_values(&[&c, &t]).set(n);
+    }
+    let frozen = crate::placement::fleet_frozen(&ctx.snapshot(), now);
+    m.fleet_frozen.set(i64::from(frozen));
+}
+
+/// Runs forever: every second, reachability of every cluster and the fleet metrics.
+pub async fn run(ctx: Arc<Context>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut was_frozen = false;
+    loop {
+        tick.tick().await;
+        let now = Timestamp::now();
+        for mc in ctx.stores.clusters.state() {
+            update_cluster(&ctx, &mc, now).await;
+        }
+        fleet_metrics(&ctx, now);
+        let frozen = ctx.metrics.fleet_frozen.get() == 1;
+        if frozen != was_frozen {
+            was_frozen = frozen;
+            if frozen {
+                warn!("fleet freeze: more than half of the clusters are unreachable; nothing moves");
+            } else {
+                info!("fleet freeze lifted");
+            }
+            if let Some(any) = ctx.stores.clusters.state().first() {
+                let note = if frozen {
+                    "fleet freeze: more than half of the member clusters are unreachable together; nothing moves until they return"
+                } else {
+                    "fleet freeze lifted"
+                };
+                ctx.event(any.as_ref(), EventType::Warning, if frozen { "FleetFrozen" } else { "FleetThawed" }, note.into()).await;
+            }
+        }
+    }
+}

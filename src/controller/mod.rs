@@ -1,0 +1,266 @@
+//! `marshal controller`: the hub controller. Reflectors for clusters, links, policies, assignments and
+//! heartbeat Leases feed a Controller for MissionWorkloads (watched through `DeserializeGuard`, so one
+//! malformed object cannot break the watch).
+
+pub mod build;
+pub mod error;
+pub mod health;
+pub mod reconcile;
+pub mod status;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use tracing::{info, warn};
+
+use crate::api::{
+    Assignment, ClusterLink, HEARTBEAT_LABEL, HEARTBEAT_LEASE, MemberCluster, MissionWorkload, SecurityPolicy,
+    cluster_namespace,
+};
+use crate::metrics::Metrics;
+use crate::placement::{ClusterFacts, Settings, Snapshot};
+
+pub use error::Error;
+
+/// The reflector stores the controller decides from.
+#[derive(Clone)]
+pub struct Stores {
+    /// MemberClusters.
+    pub clusters: Store<MemberCluster>,
+    /// ClusterLinks.
+    pub links: Store<ClusterLink>,
+    /// SecurityPolicies.
+    pub policies: Store<SecurityPolicy>,
+    /// Assignments in every namespace.
+    pub assignments: Store<Assignment>,
+    /// Heartbeat Leases.
+    pub leases: Store<Lease>,
+    /// MissionWorkloads (for fleet metrics).
+    pub workloads: Store<DeserializeGuard<MissionWorkload>>,
+}
+
+/// Everything a reconcile needs.
+pub struct Context {
+    /// Hub client.
+    pub client: Client,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Stores.
+    pub stores: Stores,
+    /// Engine settings.
+    pub settings: Settings,
+    leader: Arc<AtomicBool>,
+    namespaces: Mutex<BTreeSet<String>>,
+    superseded: Mutex<BTreeMap<String, Instant>>,
+}
+
+impl Context {
+    /// Whether this replica may write.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
+    }
+
+    /// The last heartbeat of a cluster, from its Lease.
+    pub fn heartbeat(&self, cluster: &str) -> Option<Timestamp> {
+        let key = ObjectRef::<Lease>::new(HEARTBEAT_LEASE).within(&cluster_namespace(cluster));
+        let lease = self.stores.leases.get(&key)?;
+        lease.spec.as_ref()?.renew_time.as_ref().map(|t| t.0)
+    }
+
+    /// Whether a cluster's heartbeat is within the grace period at `now`.
+    pub fn reachable(&self, cluster: &str, now: Timestamp) -> bool {
+        self.heartbeat(cluster).is_some_and(|hb| {
+            now.as_millisecond() - hb.as_millisecond() <= i64::from(self.settings.cluster_grace_seconds) * 1000
+        })
+    }
+
+    /// The engine's view of the federation.
+    pub fn snapshot(&self) -> Snapshot {
+        let policies: Vec<SecurityPolicy> = self.stores.policies.state().iter().map(|p| (**p).clone()).collect();
+        let links: Vec<ClusterLink> = self.stores.links.state().iter().map(|l| (**l).clone()).collect();
+        let clusters = self
+            .stores
+            .clusters
+            .state()
+            .iter()
+            .map(|mc| ClusterFacts::from_crd(mc, self.heartbeat(&mc.name_any())))
+            .collect();
+        Snapshot::new(&policies, clusters, &links, self.settings)
+    }
+
+    fn namespace_known(&self, name: &str) -> bool {
+        self.namespaces.lock().map(|s| s.contains(name)).unwrap_or(false)
+    }
+
+    fn remember_namespace(&self, name: &str) {
+        if let Ok(mut s) = self.namespaces.lock() {
+            s.insert(name.to_string());
+        }
+    }
+
+    /// When this process first saw `a` superseded (make-before-break timer).
+    fn superseded_since(&self, a: &Assignment) -> Instant {
+        let key = format!("{}/{}", a.namespace().unwrap_or_default(), a.name_any());
+        let mut m = match self.superseded.lock() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        m.retain(|_, t| t.elapsed() < Duration::from_secs(3600));
+        *m.entry(key).or_insert_with(Instant::now)
+    }
+
+    /// Publishes an Event on an object; failures are logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, type_: EventType, reason: &str, note: String) {
+        let ev = Event {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note.chars().take(1000).collect()),
+            action: reason.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            warn!(error = %e, reason, "cannot publish event");
+        } else {
+            self.metrics.write("hub", "create");
+        }
+    }
+}
+
+/// Options of `marshal controller`.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Heartbeats older than this make a cluster unreachable.
+    pub cluster_grace: Duration,
+    /// Parallel reconciles.
+    pub concurrency: u16,
+}
+
+/// Waits until every Marshal CRD is established.
+pub async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), String> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let deadline = Instant::now() + timeout;
+    for crd in crate::api::crds() {
+        let name = crd.metadata.name.unwrap_or_default();
+        loop {
+            let established = api.get_opt(&name).await.ok().flatten().is_some_and(|c| {
+                c.status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            });
+            if established {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "CRD {name} is not established after {}s: install them with `kubectl apply --server-side -f crds/`",
+                    timeout.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+    Ok(())
+}
+
+fn reflect<K>(api: Api<K>, cfg: watcher::Config) -> (Store<K>, impl Stream<Item = Arc<K>> + Send + 'static)
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, cfg)
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects()
+        .filter_map(|r| async move {
+            match r {
+                Ok(o) => Some(Arc::new(o)),
+                Err(e) => {
+                    warn!(error = %e, "watch error");
+                    None
+                }
+            }
+        });
+    (reader, stream)
+}
+
+/// Runs the controller until `shutdown` resolves. `leader` says whether this replica may write.
+pub async fn run(
+    client: Client,
+    metrics: Metrics,
+    opts: Options,
+    leader: Arc<AtomicBool>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), Error> {
+    let cfg = watcher::Config::default().any_semantic();
+    let (clusters, clusters_s) = reflect(Api::<MemberCluster>::all(client.clone()), cfg.clone());
+    let (links, links_s) = reflect(Api::<ClusterLink>::all(client.clone()), cfg.clone());
+    let (policies, policies_s) = reflect(Api::<SecurityPolicy>::all(client.clone()), cfg.clone());
+    let (assignments, assignments_s) = reflect(Api::<Assignment>::all(client.clone()), cfg.clone());
+    let (leases, leases_s) =
+        reflect(Api::<Lease>::all(client.clone()), cfg.clone().labels(&format!("{HEARTBEAT_LABEL}=true")));
+
+    let workloads_api = Api::<DeserializeGuard<MissionWorkload>>::all(client.clone());
+    let controller = Controller::new(workloads_api, cfg.clone())
+        .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency));
+    let stores = Stores { clusters, links, policies, assignments, leases, workloads: controller.store() };
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter { controller: "marshal".into(), instance: std::env::var("HOSTNAME").ok() },
+    );
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        metrics,
+        recorder,
+        stores: stores.clone(),
+        settings: Settings { cluster_grace_seconds: u32::try_from(opts.cluster_grace.as_secs()).unwrap_or(15) },
+        leader,
+        namespaces: Mutex::new(BTreeSet::new()),
+        superseded: Mutex::new(BTreeMap::new()),
+    });
+
+    // Any change of clusters, links or policies may change any decision.
+    let everything = futures::stream::select_all(vec![
+        clusters_s.map(|_| ()).boxed(),
+        links_s.map(|_| ()).boxed(),
+        policies_s.map(|_| ()).boxed(),
+    ]);
+    // An Assignment's change concerns its workload only.
+    let owners = assignments_s.map(|a| {
+        ObjectRef::<DeserializeGuard<MissionWorkload>>::new(&a.spec.workload.name).within(&a.spec.workload.namespace)
+    });
+    // Leases are read by the health loop, which flips `Reachable` (and so triggers `everything`).
+    tokio::spawn(leases_s.for_each(|_| async {}));
+    tokio::spawn(health::run(ctx.clone()));
+
+    info!("controller started");
+    controller
+        .reconcile_all_on(everything)
+        .reconcile_on(owners)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile::reconcile, reconcile::error_policy, ctx)
+        .for_each(|res| async move {
+            match res {
+                Ok((o, _)) => tracing::debug!(%o, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "reconcile failed"),
+            }
+        })
+        .await;
+    Ok(())
+}

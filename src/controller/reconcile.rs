@@ -1,0 +1,285 @@
+//! The MissionWorkload reconcile: dereference → decide → build → apply → status.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::error::{Error, hub};
+use super::{Context, build, status};
+use crate::api::{ASSIGNMENT_FINALIZER, Assignment, FIELD_MANAGER, FailoverMode, MissionWorkload, WORKLOAD_FINALIZER};
+use crate::placement::{self, Decision, WorkloadModel};
+
+/// How long an old placement waits for its replacement to be ready (make-before-break) before it is removed.
+const MAKE_BEFORE_BREAK_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest time between two reconciles of a workload (facts such as link freshness age with time).
+const MAX_REQUEUE: Duration = Duration::from_secs(60);
+
+/// Entry point for the Controller.
+pub async fn reconcile(obj: Arc<DeserializeGuard<MissionWorkload>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    ctx.metrics.reconcile_total.with_label_values(&["missionworkload"]).inc();
+    let mw = match &obj.0 {
+        Ok(mw) => mw.clone(),
+        Err(invalid) => {
+            warn!(error = %invalid, "MissionWorkload cannot be read; waiting for a change");
+            return Ok(Action::await_change());
+        }
+    };
+    if !ctx.is_leader() {
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
+    let ns = mw.namespace().ok_or_else(|| Error::Invalid("MissionWorkload without namespace".into()))?;
+    let api: Api<MissionWorkload> = Api::namespaced(ctx.client.clone(), &ns);
+    let result = finalizer(&api, WORKLOAD_FINALIZER, Arc::new(mw), |event| async {
+        match event {
+            Finalizer::Apply(mw) => apply(&mw, &ctx).await,
+            Finalizer::Cleanup(mw) => cleanup(&mw, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics
+        .reconcile_duration_seconds
+        .with_label_values(&["missionworkload"])
+        .observe(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Requeue, error policy for the Controller.
+pub fn error_policy(_obj: Arc<DeserializeGuard<MissionWorkload>>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_errors_total.with_label_values(&["missionworkload", err.category()]).inc();
+    match err {
+        Error::CleanupPending(_) => Action::requeue(Duration::from_secs(3)),
+        Error::Invalid(_) => Action::await_change(),
+        _ => {
+            warn!(error = %err, "reconcile failed");
+            Action::requeue(Duration::from_secs(5))
+        }
+    }
+}
+
+/// Decides with the current facts.
+pub fn decide(mw: &MissionWorkload, ctx: &Context, now: Timestamp) -> Decision {
+    let snap = ctx.snapshot();
+    let model = WorkloadModel::from_crd(mw);
+    let hist = build::history(mw);
+    let t = Instant::now();
+    let d = placement::decide(&model, &snap, &hist, now);
+    ctx.metrics.decision_duration_seconds.observe(t.elapsed().as_secs_f64());
+    d
+}
+
+async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    let d = decide(mw, ctx, now);
+    let desired = build::assignments(mw, &d);
+    let existing: Vec<Arc<Assignment>> =
+        ctx.stores.assignments.state().into_iter().filter(|a| build::belongs_to(a, mw)).collect();
+    let snap_reachable = |cluster: &str| ctx.reachable(cluster, now);
+
+    // BreakBeforeMake: nothing new starts on another cluster while an old copy may still run.
+    let leaving: Vec<&Arc<Assignment>> =
+        existing.iter().filter(|a| !desired.iter().any(|d| d.spec.cluster == a.spec.cluster)).collect();
+    let exclusive = mw.spec.failover.mode == FailoverMode::BreakBeforeMake;
+    let hold_new = exclusive && leaving.iter().any(|a| snap_reachable(&a.spec.cluster) || a.metadata.deletion_timestamp.is_some());
+
+    for want in &desired {
+        let current = existing.iter().find(|a| a.spec.cluster == want.spec.cluster);
+        if current.is_some_and(|c| build::up_to_date(c, want)) {
+            continue;
+        }
+        if hold_new && current.is_none() {
+            continue;
+        }
+        apply_assignment(ctx, want).await?;
+    }
+
+    // Make-before-break: an old placement on a reachable cluster stays until the new ones are ready.
+    let ready_new: u32 = desired
+        .iter()
+        .filter_map(|w| existing.iter().find(|a| a.spec.cluster == w.spec.cluster))
+        .filter(|a| a.status.as_ref().is_some_and(|s| s.applied_digest == a.spec.digest))
+        .filter_map(|a| a.status.as_ref().map(|s| s.ready_replicas))
+        .sum();
+    let wanted: u32 = d.placements.iter().map(|p| p.replicas).sum();
+    for old in &leaving {
+        if old.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let reachable = snap_reachable(&old.spec.cluster);
+        let superseded_for = ctx.superseded_since(old).elapsed();
+        let replacement_ready = ready_new >= wanted;
+        if exclusive || !reachable || replacement_ready || superseded_for >= MAKE_BEFORE_BREAK_TIMEOUT {
+            if reachable && !exclusive && !replacement_ready {
+                ctx.event(mw, EventType::Warning, "MakeBeforeBreakTimeout", format!(
+                    "removing {} from {} although its replacement is not ready after {}s",
+                    old.name_any(), old.spec.cluster, MAKE_BEFORE_BREAK_TIMEOUT.as_secs()
+                )).await;
+            }
+            delete_assignment(ctx, old).await?;
+        }
+    }
+
+    let all: Vec<Assignment> = ctx
+        .stores
+        .assignments
+        .state()
+        .into_iter()
+        .filter(|a| build::belongs_to(a, mw))
+        .map(|a| (*a).clone())
+        .collect();
+    let new_status = status::build(mw, &d, &all, Time(now));
+    if mw.status.as_ref() != Some(&new_status) {
+        patch_status(ctx, mw, &new_status).await?;
+    }
+    record_moves(mw, ctx, &d).await;
+    let next = d
+        .next_review
+        .map(|t| Duration::from_millis(u64::try_from((t.as_millisecond() - now.as_millisecond()).max(1000)).unwrap_or(1000)))
+        .unwrap_or(MAX_REQUEUE)
+        .min(MAX_REQUEUE);
+    let pending = leaving.iter().any(|a| a.metadata.deletion_timestamp.is_none()) || hold_new;
+    Ok(Action::requeue(if pending { next.min(Duration::from_secs(2)) } else { next }))
+}
+
+async fn record_moves(mw: &MissionWorkload, ctx: &Context, d: &Decision) {
+    if d.moves.is_empty() {
+        return;
+    }
+    let slot = |s: &Option<placement::Slot>| s.as_ref().map_or("-".to_string(), |s| format!("{}/{}", s.cluster, s.tier));
+    let lines: Vec<String> = d
+        .moves
+        .iter()
+        .map(|m| format!("{} replica(s) {} -> {} ({})", m.replicas, slot(&m.from), slot(&m.to), m.reason))
+        .collect();
+    for m in &d.moves {
+        if m.from.is_some() {
+            ctx.metrics.replacements_total.with_label_values(&[replacement_category(&m.reason)]).inc_by(u64::from(m.replicas));
+        }
+    }
+    let first = d.moves.iter().all(|m| m.from.is_none());
+    let reason = if first { "Placed" } else { "Moved" };
+    info!(workload = %format!("{}/{}", mw.namespace().unwrap_or_default(), mw.name_any()), moves = %lines.join("; "), "placement changed");
+    ctx.event(mw, EventType::Normal, reason, lines.join("; ")).await;
+}
+
+/// The bounded reason label of `marshal_replacements_total`.
+pub fn replacement_category(reason: &str) -> &'static str {
+    match reason {
+        "Unreachable" => "unreachable",
+        "LinkInsufficient" => "link",
+        "Capacity" | "CapacityUnknown" | "InsufficientCpu" | "InsufficientMemory" | "InsufficientPods" => "capacity",
+        "Failback" => "failback",
+        "Spec" | "NotSelected" | "TierNotAllowed" | "Rebalance" => "spec",
+        _ => "policy",
+    }
+}
+
+async fn ensure_namespace(ctx: &Context, name: &str) -> Result<(), Error> {
+    if ctx.namespace_known(name) {
+        return Ok(());
+    }
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    if api.get_opt(name).await.map_err(hub("get namespace"))?.is_none() {
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                labels: Some([("app.kubernetes.io/managed-by".to_string(), "marshal".to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns)).await.map_err(hub("create namespace"))?;
+        ctx.metrics.write("hub", "apply");
+    }
+    ctx.remember_namespace(name);
+    Ok(())
+}
+
+async fn apply_assignment(ctx: &Context, a: &Assignment) -> Result<(), Error> {
+    let ns = a.namespace().unwrap_or_default();
+    ensure_namespace(ctx, &ns).await?;
+    let api: Api<Assignment> = Api::namespaced(ctx.client.clone(), &ns);
+    let body = json!({
+        "apiVersion": Assignment::api_version(&()), "kind": Assignment::kind(&()),
+        "metadata": a.metadata, "spec": a.spec,
+    });
+    api.patch(&a.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+        .await
+        .map_err(hub("apply assignment"))?;
+    ctx.metrics.write("hub", "apply");
+    Ok(())
+}
+
+async fn delete_assignment(ctx: &Context, a: &Assignment) -> Result<(), Error> {
+    let api: Api<Assignment> = Api::namespaced(ctx.client.clone(), &a.namespace().unwrap_or_default());
+    match api.delete(&a.name_any(), &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.is_not_found() => return Ok(()),
+        Err(e) => return Err(hub("delete assignment")(e)),
+    }
+    ctx.metrics.write("hub", "delete");
+    // A cluster that no longer exists cannot clean up: release the Assignment ourselves.
+    if ctx.stores.clusters.state().iter().all(|c| c.name_any() != a.spec.cluster) {
+        release(ctx, a).await?;
+    }
+    Ok(())
+}
+
+async fn release(ctx: &Context, a: &Assignment) -> Result<(), Error> {
+    if !a.finalizers().iter().any(|f| f == ASSIGNMENT_FINALIZER) {
+        return Ok(());
+    }
+    let api: Api<Assignment> = Api::namespaced(ctx.client.clone(), &a.namespace().unwrap_or_default());
+    let keep: Vec<&String> = a.finalizers().iter().filter(|f| *f != ASSIGNMENT_FINALIZER).collect();
+    let patch = json!({"metadata": {"finalizers": keep}});
+    match api.patch(&a.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await {
+        Ok(_) | Err(kube::Error::Api(_)) => {}
+        Err(e) => return Err(hub("release assignment")(e)),
+    }
+    ctx.metrics.write("hub", "patch");
+    Ok(())
+}
+
+async fn patch_status(ctx: &Context, mw: &MissionWorkload, s: &crate::api::MissionWorkloadStatus) -> Result<(), Error> {
+    let api: Api<MissionWorkload> = Api::namespaced(ctx.client.clone(), &mw.namespace().unwrap_or_default());
+    let body = json!({
+        "apiVersion": MissionWorkload::api_version(&()), "kind": MissionWorkload::kind(&()),
+        "metadata": {"name": mw.name_any(), "namespace": mw.namespace()},
+        "status": s,
+    });
+    api.patch_status(&mw.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+        .await
+        .map_err(hub("patch workload status"))?;
+    ctx.metrics.write("hub", "apply");
+    Ok(())
+}
+
+async fn cleanup(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
+    let mine: Vec<Arc<Assignment>> =
+        ctx.stores.assignments.state().into_iter().filter(|a| build::belongs_to(a, mw)).collect();
+    for a in &mine {
+        if a.metadata.deletion_timestamp.is_none() {
+            delete_assignment(ctx, a).await?;
+        } else if ctx.stores.clusters.state().iter().all(|c| c.name_any() != a.spec.cluster) {
+            release(ctx, a).await?;
+        }
+    }
+    // Assignments live in other namespaces, so the store is the only way to see them go.
+    let left = mine.len();
+    if left > 0 {
+        return Err(Error::CleanupPending(left));
+    }
+    Ok(Action::await_change())
+}

@@ -1,0 +1,111 @@
+//! Pure: the MissionWorkload status for a decision. Deterministic: an unchanged decision gives a
+//! byte-identical status, so the server-side apply is a no-op.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::conditions::{ConditionSpec, merge};
+use crate::api::{
+    Assignment, AssignmentPhase, FailbackStatus, MissionWorkload, MissionWorkloadStatus, Phase, PlacementStatus,
+    VerdictStatus,
+};
+use crate::placement::Decision;
+
+/// The status to write. `assignments` are the workload's Assignments as the hub has them (for readiness).
+pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now: Time) -> MissionWorkloadStatus {
+    let old = mw.status.clone().unwrap_or_default();
+    let ready_on = |cluster: &str, tier: &str| -> u32 {
+        assignments
+            .iter()
+            .filter(|a| a.spec.cluster == cluster && a.spec.tier == tier)
+            .filter_map(|a| a.status.as_ref())
+            .filter(|s| s.phase == AssignmentPhase::Applied)
+            .map(|s| s.ready_replicas)
+            .sum()
+    };
+    let placements: Vec<PlacementStatus> = d
+        .placements
+        .iter()
+        .map(|p| PlacementStatus {
+            cluster: p.cluster.clone(),
+            tier: p.tier.clone(),
+            replicas: p.replicas,
+            ready_replicas: ready_on(&p.cluster, &p.tier).min(p.replicas),
+            since: Some(Time(p.since)),
+            reason: p.reason.to_string(),
+        })
+        .collect();
+    let verdicts: Vec<VerdictStatus> = d
+        .verdicts
+        .iter()
+        .map(|v| VerdictStatus {
+            cluster: v.cluster.clone(),
+            tier: v.tier.clone(),
+            eligible: v.eligible,
+            reason: v.reason.as_str().to_string(),
+            message: v.message.clone(),
+            since: Some(Time(v.since)),
+            observed_at: v.observed_at.map(Time),
+        })
+        .collect();
+    let placed: u32 = placements.iter().map(|p| p.replicas).sum();
+    let ready: u32 = placements.iter().map(|p| p.ready_replicas).sum();
+    let refused: Vec<&Assignment> = assignments
+        .iter()
+        .filter(|a| a.status.as_ref().is_some_and(|s| s.phase == AssignmentPhase::Refused))
+        .collect();
+
+    let mut conds = vec![
+        ConditionSpec {
+            type_: "Placed",
+            status: d.phase == Phase::Placed,
+            reason: format!("{:?}", d.phase),
+            message: d.message.clone(),
+        },
+        ConditionSpec {
+            type_: "Ready",
+            status: placed > 0 && ready >= placed && d.unplaced == 0 || mw.spec.replicas == 0,
+            reason: if ready >= placed { "ReplicasReady".into() } else { "ReplicasNotReady".into() },
+            message: format!("{ready}/{placed} placed replicas ready"),
+        },
+        ConditionSpec {
+            type_: "Compliant",
+            status: refused.is_empty(),
+            reason: if refused.is_empty() { "MembersAccepted".into() } else { "RefusedByMember".into() },
+            message: if refused.is_empty() {
+                "every member accepted its assignment".into()
+            } else {
+                refused
+                    .iter()
+                    .map(|a| {
+                        let msg = a.status.as_ref().map(|s| s.message.as_str()).unwrap_or_default();
+                        format!("{} refused: {msg}", a.spec.cluster)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+        },
+    ];
+    if let Some(why) = &d.invalid {
+        conds.push(ConditionSpec { type_: "Invalid", status: true, reason: "InvalidTemplate".into(), message: why.clone() });
+    }
+    let same_placements = old.placements.iter().map(|p| (&p.cluster, &p.tier, p.replicas)).eq(placements
+        .iter()
+        .map(|p| (&p.cluster, &p.tier, p.replicas)));
+    let last_decision_time = if same_placements && old.last_decision_time.is_some() {
+        old.last_decision_time.clone()
+    } else {
+        Some(now.clone())
+    };
+    MissionWorkloadStatus {
+        observed_generation: mw.metadata.generation,
+        phase: d.phase,
+        replicas: placed,
+        ready_replicas: ready,
+        clusters: placements.iter().map(|p| p.cluster.as_str()).collect::<Vec<_>>().join(","),
+        placements,
+        verdicts,
+        conditions: merge(&old.conditions, conds, mw.metadata.generation, now),
+        failback: d.failback.as_ref().map(|f| FailbackStatus { since: Time(f.since), targets: f.targets.clone() }),
+        last_decision_time,
+    }
+}

@@ -1,0 +1,214 @@
+//! Pure: the member objects of an Assignment — its Namespace and Deployment, with the tier nodeSelector and
+//! the labels and annotations member-side policy can enforce (DESIGN.md §3).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{Namespace, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+
+use crate::api::{Assignment, MANAGED_BY, TIER_LABEL};
+
+/// `app.kubernetes.io/managed-by`.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Selector label of every member Deployment.
+pub const WORKLOAD_LABEL: &str = "marshal.dev/workload";
+/// Owner nation label.
+pub const OWNER_LABEL: &str = "marshal.dev/owner";
+/// Classification (label: sanitised; annotation: exact).
+pub const CLASSIFICATION_KEY: &str = "marshal.dev/classification";
+/// Digest of the applied Assignment spec.
+pub const DIGEST_ANNOTATION: &str = "marshal.dev/digest";
+/// `<hub namespace>/<assignment name>` the Deployment comes from.
+pub const ASSIGNMENT_ANNOTATION: &str = "marshal.dev/assignment";
+/// The full confidentiality label as JSON.
+pub const CONFIDENTIALITY_ANNOTATION: &str = "marshal.dev/confidentiality";
+
+/// Member namespaces Marshal never writes into.
+pub const RESERVED_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease", "marshal-system"];
+
+/// A valid label value from any text: characters outside `[A-Za-z0-9._-]` become `_`, the ends are
+/// alphanumeric, at most 63 characters.
+pub fn label_value(s: &str) -> String {
+    let mapped: String =
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' }).collect();
+    let truncated: String = mapped.chars().take(63).collect();
+    truncated.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
+}
+
+/// `<hub namespace>/<name>` of an Assignment.
+pub fn assignment_key(a: &Assignment) -> String {
+    format!("{}/{}", a.metadata.namespace.as_deref().unwrap_or_default(), a.metadata.name.as_deref().unwrap_or_default())
+}
+
+/// The Namespace and Deployment for the member. Errors name what is wrong with the template.
+pub fn build(a: &Assignment) -> Result<(Namespace, Deployment), String> {
+    let spec = &a.spec;
+    let ns = spec.workload.namespace.clone();
+    let name = spec.workload.name.clone();
+    if RESERVED_NAMESPACES.contains(&ns.as_str()) {
+        return Err(format!("namespace {ns} is reserved in member clusters"));
+    }
+    let mut pod_spec: PodSpec = serde_path_to_error::deserialize(&spec.template.spec)
+        .map_err(|e| format!("template.spec.{}: {}", e.path(), e.inner()))?;
+    let mut selector = pod_spec.node_selector.take().unwrap_or_default();
+    selector.insert(TIER_LABEL.into(), spec.tier.clone());
+    pod_spec.node_selector = Some(selector);
+
+    let classification = &spec.confidentiality.classification;
+    let labels: BTreeMap<String, String> = [
+        (MANAGED_BY_LABEL, MANAGED_BY.to_string()),
+        (OWNER_LABEL, spec.owner.clone()),
+        (CLASSIFICATION_KEY, label_value(classification)),
+        (WORKLOAD_LABEL, name.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let confidentiality = serde_json::to_string(&spec.confidentiality).map_err(|e| e.to_string())?;
+    let annotations: BTreeMap<String, String> = [
+        (CLASSIFICATION_KEY, classification.clone()),
+        (DIGEST_ANNOTATION, spec.digest.clone()),
+        (ASSIGNMENT_ANNOTATION, assignment_key(a)),
+        (CONFIDENTIALITY_ANNOTATION, confidentiality),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+
+    let template_meta = spec.template.metadata.clone().unwrap_or_default();
+    let mut pod_labels = template_meta.labels;
+    for k in [MANAGED_BY_LABEL, OWNER_LABEL, CLASSIFICATION_KEY, WORKLOAD_LABEL] {
+        pod_labels.insert(k.to_string(), labels[k].clone());
+    }
+    let mut pod_annotations = template_meta.annotations;
+    pod_annotations.insert(CLASSIFICATION_KEY.into(), classification.clone());
+
+    let namespace = Namespace {
+        metadata: ObjectMeta {
+            name: Some(ns.clone()),
+            labels: Some([(MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string())].into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    let deployment = Deployment {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns),
+            labels: Some(labels),
+            annotations: Some(annotations),
+            ..ObjectMeta::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(spec.replicas),
+            selector: LabelSelector {
+                match_labels: Some([(WORKLOAD_LABEL.to_string(), name)].into()),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    annotations: Some(pod_annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(pod_spec),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    };
+    Ok((namespace, deployment))
+}
+
+/// The apply body of a Deployment (with apiVersion and kind, as server-side apply wants).
+pub fn apply_body(d: &Deployment) -> Result<serde_json::Value, String> {
+    let mut v = serde_json::to_value(d).map_err(|e| e.to_string())?;
+    v["apiVersion"] = "apps/v1".into();
+    v["kind"] = "Deployment".into();
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{AssignmentSpec, CategoryValues, ConfidentialityLabel, TemplateMetadata, WorkloadRef, WorkloadTemplate};
+    use serde_json::json;
+
+    pub(crate) fn assignment(classification: &str) -> Assignment {
+        let mut spec = AssignmentSpec {
+            cluster: "pol-1".into(),
+            workload: WorkloadRef { namespace: "baltic".into(), name: "isr".into(), uid: "u".into() },
+            owner: "LTU".into(),
+            confidentiality: ConfidentialityLabel {
+                policy: "NATO".into(),
+                classification: classification.into(),
+                categories: vec![CategoryValues { tag_name: "Releasable To".into(), values: vec!["POL".into()] }],
+                alternatives: vec![],
+            },
+            tier: "core".into(),
+            replicas: 2,
+            template: WorkloadTemplate {
+                metadata: Some(TemplateMetadata { labels: [("app".into(), "isr".into())].into(), ..Default::default() }),
+                spec: json!({"containers": [{"name": "c", "image": "img"}], "nodeSelector": {"disk": "ssd"}}),
+            },
+            digest: String::new(),
+        };
+        spec.digest = spec.compute_digest();
+        let mut a = Assignment::new("baltic.isr", spec);
+        a.metadata.namespace = Some("marshal-pol-1".into());
+        a
+    }
+
+    #[test]
+    fn deployment_carries_tier_labels_and_annotations() {
+        let a = assignment("COSMIC TOP SECRET");
+        let (ns, d) = build(&a).unwrap();
+        assert_eq!(ns.metadata.name.as_deref(), Some("baltic"));
+        assert_eq!(ns.metadata.labels.unwrap()[MANAGED_BY_LABEL], "marshal");
+        assert_eq!(d.metadata.name.as_deref(), Some("isr"));
+        assert_eq!(d.metadata.namespace.as_deref(), Some("baltic"));
+        let labels = d.metadata.labels.clone().unwrap();
+        assert_eq!(labels[CLASSIFICATION_KEY], "COSMIC_TOP_SECRET");
+        assert_eq!(labels[OWNER_LABEL], "LTU");
+        assert_eq!(labels[MANAGED_BY_LABEL], "marshal");
+        let ann = d.metadata.annotations.clone().unwrap();
+        assert_eq!(ann[CLASSIFICATION_KEY], "COSMIC TOP SECRET");
+        assert_eq!(ann[DIGEST_ANNOTATION], a.spec.digest);
+        assert_eq!(ann[ASSIGNMENT_ANNOTATION], "marshal-pol-1/baltic.isr");
+        let label: ConfidentialityLabel = serde_json::from_str(&ann[CONFIDENTIALITY_ANNOTATION]).unwrap();
+        assert_eq!(label, a.spec.confidentiality);
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(2));
+        assert_eq!(spec.selector.match_labels.unwrap()[WORKLOAD_LABEL], "isr");
+        let tpl = spec.template;
+        let pod_labels = tpl.metadata.unwrap().labels.unwrap();
+        assert_eq!(pod_labels["app"], "isr");
+        assert_eq!(pod_labels[WORKLOAD_LABEL], "isr");
+        let sel = tpl.spec.unwrap().node_selector.unwrap();
+        assert_eq!(sel[TIER_LABEL], "core");
+        assert_eq!(sel["disk"], "ssd");
+    }
+
+    #[test]
+    fn invalid_template_names_the_field() {
+        let mut a = assignment("SECRET");
+        a.spec.template.spec = json!({"containers": [{"name": "c", "image": "i", "ports": "eighty"}]});
+        let err = build(&a).unwrap_err();
+        assert!(err.contains("containers[0].ports"), "{err}");
+    }
+
+    #[test]
+    fn reserved_namespace_is_refused() {
+        let mut a = assignment("SECRET");
+        a.spec.workload.namespace = "kube-system".into();
+        assert!(build(&a).unwrap_err().contains("reserved"));
+    }
+
+    #[test]
+    fn label_values_are_valid() {
+        assert_eq!(label_value("COSMIC TOP SECRET"), "COSMIC_TOP_SECRET");
+        assert_eq!(label_value(" NATO/SECRET "), "NATO_SECRET");
+        assert_eq!(label_value(&"A".repeat(80)).len(), 63);
+    }
+}
