@@ -26,6 +26,9 @@ pub enum Error {
     /// Serialising output failed.
     #[error("cannot serialise output: {0}")]
     Output(String),
+    /// A long-running command stopped.
+    #[error("{0}")]
+    Runtime(String),
     /// Writing a file failed.
     #[error("{path}: {source}")]
     Write {
@@ -44,6 +47,7 @@ impl Error {
             Error::Input { .. } => "invalid_input",
             Error::Output(_) => "output",
             Error::Write { .. } => "write",
+            Error::Runtime(_) => "runtime",
         }
     }
 }

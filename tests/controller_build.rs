@@ -1,0 +1,134 @@
+//! The controller's pure steps: desired Assignments, history from status, and deterministic status.
+
+mod common;
+
+use common::*;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use marshal::api::{ASSIGNMENT_FINALIZER, AssignmentPhase, AssignmentStatus, MissionWorkload, Phase};
+use marshal::controller::{build, reconcile::replacement_category, status};
+use marshal::placement::{WorkloadModel, decide};
+use serde_json::json;
+
+fn mw() -> MissionWorkload {
+    let mut w = workload_crd("isr-fusion", json!({"replicas": 5, "placement": {"tiers": ["core"], "preferredNations": ["POL", "DEU"],
+        "spread": {"maxReplicasPerCluster": 3}}}));
+    w.metadata.namespace = Some("baltic-shield".into());
+    w.metadata.uid = Some("uid-1".into());
+    w.metadata.generation = Some(3);
+    w
+}
+
+fn clusters() -> Vec<marshal::placement::ClusterFacts> {
+    vec![cluster("pol-1", "POL", &["core"]), cluster("deu-1", "DEU", &["core"])]
+}
+
+#[test]
+fn one_assignment_per_placement_with_digest_labels_and_finalizer() {
+    let w = mw();
+    let d = decide(&WorkloadModel::from_crd(&w), &snapshot(clusters(), &[]), &Default::default(), t(0));
+    let asg = build::assignments(&w, &d);
+    assert_eq!(asg.len(), 2);
+    let pol = asg.iter().find(|a| a.spec.cluster == "pol-1").expect("pol-1");
+    assert_eq!(pol.metadata.name.as_deref(), Some("baltic-shield.isr-fusion"));
+    assert_eq!(pol.metadata.namespace.as_deref(), Some("marshal-pol-1"));
+    assert_eq!(pol.spec.replicas, 3);
+    assert_eq!(pol.spec.tier, "core");
+    assert_eq!(pol.spec.workload.uid, "uid-1");
+    assert_eq!(pol.spec.digest, pol.spec.compute_digest());
+    assert!(pol.spec.digest.starts_with("sha256:") && pol.spec.digest.len() == 71);
+    assert_eq!(pol.metadata.finalizers.as_deref(), Some(&[ASSIGNMENT_FINALIZER.to_string()][..]));
+    let labels = pol.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("marshal.dev/workload-name").map(String::as_str), Some("isr-fusion"));
+    assert_eq!(labels.get("marshal.dev/cluster").map(String::as_str), Some("pol-1"));
+    assert!(build::belongs_to(pol, &w));
+    assert!(build::up_to_date(pol, pol));
+
+    // Anything the member enforces changes the digest.
+    let mut tampered = pol.spec.clone();
+    tampered.confidentiality.classification = "SECRET".into();
+    assert_ne!(tampered.compute_digest(), pol.spec.digest);
+    let mut other_tier = pol.spec.clone();
+    other_tier.tier = "edge".into();
+    assert_ne!(other_tier.compute_digest(), pol.spec.digest);
+}
+
+#[test]
+fn status_is_deterministic_and_feeds_the_next_decision() {
+    let mut w = mw();
+    let snap = snapshot(clusters(), &[]);
+    let d0 = decide(&WorkloadModel::from_crd(&w), &snap, &build::history(&w), t(0));
+    let s0 = status::build(&w, &d0, &[], Time(t(0)));
+    assert_eq!(s0.phase, Phase::Placed);
+    assert_eq!(s0.clusters, "deu-1,pol-1");
+    assert_eq!(s0.replicas, 5);
+    assert_eq!(s0.observed_generation, Some(3));
+    w.status = Some(s0.clone());
+
+    // Same facts a little later: byte-identical status (the apply is a no-op), no moves.
+    let d1 = decide(&WorkloadModel::from_crd(&w), &snap, &build::history(&w), t(10));
+    assert!(d1.moves.is_empty());
+    let s1 = status::build(&w, &d1, &[], Time(t(10)));
+    assert_eq!(serde_json::to_string(&s1).unwrap(), serde_json::to_string(&s0).unwrap());
+
+    // Readiness from the Assignments changes Ready, and only Ready's transition time moves.
+    let mut asg = build::assignments(&w, &d1);
+    for a in &mut asg {
+        a.status = Some(AssignmentStatus {
+            phase: AssignmentPhase::Applied,
+            ready_replicas: u32::try_from(a.spec.replicas).unwrap(),
+            applied_digest: a.spec.digest.clone(),
+            ..Default::default()
+        });
+    }
+    let s2 = status::build(&w, &d1, &asg, Time(t(20)));
+    assert_eq!(s2.ready_replicas, 5);
+    let cond = |s: &marshal::api::MissionWorkloadStatus, ty: &str| s.conditions.iter().find(|c| c.type_ == ty).cloned().unwrap();
+    assert_eq!(cond(&s2, "Ready").status, "True");
+    assert_eq!(cond(&s2, "Ready").last_transition_time, Time(t(20)));
+    assert_eq!(cond(&s2, "Placed").last_transition_time, Time(t(0)));
+    assert_eq!(s2.last_decision_time, s0.last_decision_time, "placements unchanged: decision time kept");
+}
+
+#[test]
+fn a_member_refusal_makes_the_workload_non_compliant() {
+    let w = mw();
+    let d = decide(&WorkloadModel::from_crd(&w), &snapshot(clusters(), &[]), &Default::default(), t(0));
+    let mut asg = build::assignments(&w, &d);
+    asg[0].status = Some(AssignmentStatus {
+        phase: AssignmentPhase::Refused,
+        message: "RESTRICTED clearance does not cover SECRET".into(),
+        ..Default::default()
+    });
+    let s = status::build(&w, &d, &asg, Time(t(0)));
+    let c = s.conditions.iter().find(|c| c.type_ == "Compliant").unwrap();
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "RefusedByMember"));
+    assert!(c.message.contains("does not cover SECRET"), "{}", c.message);
+}
+
+#[test]
+fn history_round_trips_through_status() {
+    let mut w = mw();
+    let d = decide(&WorkloadModel::from_crd(&w), &snapshot(clusters(), &[]), &Default::default(), t(0));
+    w.status = Some(status::build(&w, &d, &[], Time(t(0))));
+    let h = build::history(&w);
+    assert_eq!(h.placements.len(), d.placements.len());
+    assert_eq!(h.verdicts, d.verdicts);
+    assert_eq!(h.placements[0].since, Timestamp::from_second(1_800_000_000).unwrap());
+}
+
+#[test]
+fn replacement_reasons_are_bounded_categories() {
+    for (reason, cat) in [
+        ("Unreachable", "unreachable"),
+        ("LinkInsufficient", "link"),
+        ("Capacity", "capacity"),
+        ("InsufficientCpu", "capacity"),
+        ("Failback", "failback"),
+        ("Spec", "spec"),
+        ("NotReleasable", "policy"),
+        ("AccreditationExpired", "policy"),
+    ] {
+        assert_eq!(replacement_category(reason), cat, "{reason}");
+    }
+}
