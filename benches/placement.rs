@@ -11,7 +11,9 @@
 //! `placement: W=10000 C=100: N decisions/s (X µs/decision)`, for a cold re-plan (no current placements) and
 //! a steady re-plan (the previous decision fed back as history, as the controller does).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
@@ -63,22 +65,31 @@ fn member_cluster(i: usize) -> MemberCluster {
     }
     // Every 7th host admits only its own and two neighbouring nations' work, up to RESTRICTED.
     let admission = if i % 7 == 3 {
-        json!({"ownerNations": [nation, NATIONS[(i + 1) % 10], NATIONS[(i + 9) % 10]], "maxClassification": "RESTRICTED"})
+        json!({
+            "ownerNations": [nation, NATIONS[(i + 1) % 10], NATIONS[(i + 9) % 10]],
+            "maxClassification": "RESTRICTED"
+        })
     } else {
         json!({"ownerNations": ["*"], "maxClassification": cleared[cleared.len() - 1]})
     };
     // One cluster in 23 has an expired accreditation, one in 19 is in maintenance, one in 29 lost its heartbeat.
     let review_by = if i % 23 == 11 { "2026-10-01T00:00:00Z" } else { "2027-06-30T00:00:00Z" };
-    let taints = if i % 19 == 5 { json!([{"key": "marshal.dev/maintenance", "effect": "NoSchedule"}]) } else { json!([]) };
+    let taints =
+        if i % 19 == 5 { json!([{"key": "marshal.dev/maintenance", "effect": "NoSchedule"}]) } else { json!([]) };
     let heartbeat = if i % 29 == 13 { at(-600) } else { at(-2) };
     let big = i % 5 != 1;
     serde_json::from_value(json!({
         "apiVersion": "marshal.dev/v1alpha1", "kind": "MemberCluster",
-        "metadata": {"name": cluster_name(i), "labels": {"marshal.dev/region": REGIONS[i % REGIONS.len()], "marshal.dev/site": format!("site-{}", i % 4)}},
+        "metadata": {
+            "name": cluster_name(i),
+            "labels": {"marshal.dev/region": REGIONS[i % REGIONS.len()], "marshal.dev/site": format!("site-{}", i % 4)}
+        },
         "spec": {
             "nation": nation,
             "connection": {"mode": "Pull"},
-            "clearance": {"policy": "NATO", "classifications": cleared, "categories": categories, "reviewBy": review_by},
+            "clearance": {
+                "policy": "NATO", "classifications": cleared, "categories": categories, "reviewBy": review_by
+            },
             "admission": admission,
             "tiers": ["core", "edge"],
             "taints": taints
@@ -123,7 +134,12 @@ fn mission_workload(i: usize, c: usize) -> MissionWorkload {
     let classification = CLASSIFICATIONS[(i / 10) % CLASSIFICATIONS.len()];
     let mut categories = vec![match i % 4 {
         0 | 1 => json!({"tagName": "Releasable To", "values": ["NATO"]}),
-        2 => json!({"tagName": "Releasable To", "values": [owner, NATIONS[(owner_ix + 1) % 10], NATIONS[(owner_ix + 3) % 10]]}),
+        2 => {
+            json!({
+                "tagName": "Releasable To",
+                "values": [owner, NATIONS[(owner_ix + 1) % 10], NATIONS[(owner_ix + 3) % 10]]
+            })
+        }
         _ => json!({"tagName": "Releasable To", "values": [owner, NATIONS[(owner_ix + 5) % 10]]}),
     }];
     if i % 50 == 7 {
@@ -150,8 +166,10 @@ fn mission_workload(i: usize, c: usize) -> MissionWorkload {
     }
     if i % 6 == 2 {
         // The data comes from a cluster of the owner's nation; links run from each cluster to its two neighbours.
-        placement["dataSource"] = json!({"cluster": cluster_name((owner_ix + 10 * (i / 10)) % c), "maxRttMs": 50, "minBandwidthMbps": 20});
+        placement["dataSource"] =
+            json!({"cluster": cluster_name((owner_ix + 10 * (i / 10)) % c), "maxRttMs": 50, "minBandwidthMbps": 20});
     }
+    let (cpu, memory) = [("100m", "128Mi"), ("250m", "256Mi"), ("500m", "512Mi"), ("1", "1Gi")][i % 4];
     let mut spec = json!({
         "owner": owner,
         "confidentiality": {"policy": "NATO", "classification": classification, "categories": categories},
@@ -161,7 +179,7 @@ fn mission_workload(i: usize, c: usize) -> MissionWorkload {
             "spec": {"containers": [{
                 "name": "main",
                 "image": format!("registry.example.mil/mission/app-{}:1.0.{}", i % 97, i % 13),
-                "resources": {"requests": {"cpu": ["100m", "250m", "500m", "1"][i % 4], "memory": ["128Mi", "256Mi", "512Mi", "1Gi"][i % 4]}}
+                "resources": {"requests": {"cpu": cpu, "memory": memory}}
             }]}
         },
         "placement": placement,
@@ -225,37 +243,91 @@ fn replan(f: &Fleet, histories: &[History], t: Timestamp) -> u64 {
         .sum()
 }
 
-/// Plain figures, printed before criterion runs.
+/// Counts heap allocations, to report allocations per decision next to the timings.
+struct CountingAlloc;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the counter has no effect on memory.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+/// Nanoseconds this thread has spent on a CPU (Linux `schedstat`), so that the figure does not depend on
+/// how many other processes share the machine. `None` elsewhere.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// Plain figures, printed before criterion runs: wall-clock and on-CPU decisions per second (best of a few
+/// rounds) and heap allocations per decision.
 fn print_throughput() {
     let t = now();
     for (w, c) in SIZES {
-        let f = fleet(w, c);
+        if std::env::var("XC").is_ok_and(|x| x != c.to_string()) { continue; }
+        let mut f = fleet(w, c);
+        if std::env::var("XNODS").is_ok() {
+            for wl in &mut f.workloads { wl.placement.data_source = None; }
+        }
         let cold = vec![History::default(); w];
-        let first: Vec<Decision> = f.workloads.iter().map(|wl| decide(wl, &f.snapshot, &History::default(), t)).collect();
+        let first: Vec<Decision> =
+            f.workloads.iter().map(|wl| decide(wl, &f.snapshot, &History::default(), t)).collect();
         let steady: Vec<History> = first.iter().map(history_after).collect();
         let placed: u32 = first.iter().map(Decision::placed).sum();
         let unplaced: u32 = first.iter().map(|d| d.unplaced).sum();
         let eligible: usize = first.iter().map(|d| d.verdicts.iter().filter(|v| v.eligible).count()).sum();
         let verdicts: usize = first.iter().map(|d| d.verdicts.len()).sum();
         println!(
-            "placement: W={w} C={c}: fleet: {} candidates/workload, {:.1}% eligible, {placed} replicas placed, {unplaced} unplaced",
+            "placement: W={w} C={c}: fleet: {} candidates/workload, {:.1}% eligible, {placed} replicas placed, \
+             {unplaced} unplaced",
             verdicts / w.max(1),
             100.0 * eligible as f64 / verdicts.max(1) as f64
         );
-        for (label, hist) in [("cold", &cold), ("steady", &steady)] {
+        let nov: Vec<History> = steady.iter().map(|h| History { verdicts: Vec::new(), ..h.clone() }).collect();
+        let modes = std::env::var("XMODES").unwrap_or("cold,steady".into());
+        for (label, hist) in [("cold", &cold), ("steady", &steady), ("nov", &nov)] {
+            if !modes.split(',').any(|m| m == label) { continue; }
             black_box(replan(&f, hist, t)); // warm-up
             let rounds = if w >= 10_000 { 3 } else { 10 };
-            let mut best = Duration::MAX;
+            let (mut wall, mut cpu, mut allocs) = (Duration::MAX, u64::MAX, 0);
             for _ in 0..rounds {
-                let start = Instant::now();
+                let (cpu0, allocs0, start) = (thread_cpu_ns(), ALLOCS.load(Ordering::Relaxed), Instant::now());
                 black_box(replan(&f, hist, t));
-                best = best.min(start.elapsed());
+                wall = wall.min(start.elapsed());
+                allocs = ALLOCS.load(Ordering::Relaxed) - allocs0;
+                if let (Some(a), Some(b)) = (cpu0, thread_cpu_ns()) {
+                    cpu = cpu.min(b - a);
+                }
             }
-            let per_decision = best.as_secs_f64() / w as f64;
+            let per_decision = wall.as_secs_f64() / w as f64;
+            let on_cpu = if cpu == u64::MAX {
+                String::new()
+            } else {
+                let per = cpu as f64 / 1e9 / w as f64;
+                format!("; on-CPU {:.0} decisions/s ({:.1} µs/decision)", 1.0 / per, per * 1e6)
+            };
             println!(
-                "placement: W={w} C={c}: {:.0} decisions/s ({:.1} µs/decision) [{label} re-plan, best of {rounds}, 1 thread]",
+                "placement: W={w} C={c}: {:.0} decisions/s ({:.1} µs/decision) [{label} re-plan, best of {rounds}, \
+                 1 thread{on_cpu}; {} allocations/decision]",
                 1.0 / per_decision,
-                per_decision * 1e6
+                per_decision * 1e6,
+                allocs / w as u64
             );
         }
     }

@@ -18,12 +18,11 @@ t0=$(date +%s)
 tb_log "binaries ready in $(($(date +%s) - t0))s"
 
 FED=$E2E_DIR/federation
-"$FED" down
-trap '"$FED" down || true; rm -rf "${LOGDIR:-}"' EXIT
-
 passed=0
 failed=0
-"$FED" up
+LOGDIR=$(mktemp -d)
+trap 'rm -rf "$LOGDIR"' EXIT
+
 # add_counts LOG RC: take the "N passed, N failed" line of a test's output, or count the test as one.
 add_counts() {
   local line
@@ -33,14 +32,30 @@ add_counts() {
     failed=$((failed + BASH_REMATCH[2]))
     # A test that failed without counting a failure still fails.
     if [[ $2 != 0 && ${BASH_REMATCH[2]} == 0 ]]; then failed=$((failed + 1)); fi
+  elif grep -qE '^test result: ' "$1"; then
+    # cargo test: add up its "test result: ok. N passed; M failed" lines.
+    local p f
+    p=$(sed -nE 's/^test result: .* ([0-9]+) passed; ([0-9]+) failed.*/\1/p' "$1" | awk '{s += $1} END {print s + 0}')
+    f=$(sed -nE 's/^test result: .* ([0-9]+) passed; ([0-9]+) failed.*/\2/p' "$1" | awk '{s += $1} END {print s + 0}')
+    passed=$((passed + p))
+    failed=$((failed + f))
+    if [[ $2 != 0 && $f == 0 ]]; then failed=$((failed + 1)); fi
   elif [[ $2 == 0 ]]; then
     passed=$((passed + 1))
   else
     failed=$((failed + 1))
   fi
 }
-LOGDIR=$(mktemp -d)
 
+# The link proxy's own tests (blackhole keeps connections open and stalled, delay, reset when upstream is down).
+rc=0
+cargo test --quiet --manifest-path "$E2E_DIR/linkproxy/Cargo.toml" \
+  --target-dir "$TB_CACHE/linkproxy-target" 2>&1 | tee "$LOGDIR/linkproxy.log" || rc=$?
+add_counts "$LOGDIR/linkproxy.log" "$rc"
+
+"$FED" down
+trap '"$FED" down || true; rm -rf "$LOGDIR"' EXIT
+"$FED" up
 rc=0
 "$E2E_DIR/smoke" 2>&1 | tee "$LOGDIR/smoke.log" || rc=$?
 add_counts "$LOGDIR/smoke.log" "$rc"

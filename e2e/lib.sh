@@ -8,6 +8,7 @@ E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TB_STATE=${MARSHAL_TB_STATE:-/tmp/marshal-tb}
 TB_NETNS=${MARSHAL_TB_NETNS:-marshal-tb}
 TB_PORT_BASE=${MARSHAL_TB_PORT_BASE:-36000}
+TB_CACHE=${MARSHAL_TESTBED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/marshal-testbed}
 
 # The federation of DESIGN.md section 9.
 TB_CLUSTERS=(hub pol-1 deu-1 ltu-1)

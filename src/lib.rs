@@ -9,3 +9,4 @@ pub mod leader;
 pub mod metrics;
 pub mod placement;
 pub mod plan;
+pub mod sync;

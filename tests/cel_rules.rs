@@ -15,15 +15,8 @@ use serde_json::{Value, json};
 
 /// The openAPIV3Schema of a kind, as generated from the Rust types.
 fn schema(kind: &str) -> Value {
-    let crd = crds()
-        .into_iter()
-        .find(|c| c.spec.names.kind == kind)
-        .unwrap_or_else(|| panic!("no CRD for {kind}"));
-    let schema = crd.spec.versions[0]
-        .schema
-        .clone()
-        .and_then(|s| s.open_api_v3_schema)
-        .expect("openAPIV3Schema");
+    let crd = crds().into_iter().find(|c| c.spec.names.kind == kind).unwrap_or_else(|| panic!("no CRD for {kind}"));
+    let schema = crd.spec.versions[0].schema.clone().and_then(|s| s.open_api_v3_schema).expect("openAPIV3Schema");
     serde_json::to_value(schema).expect("schema to JSON")
 }
 
@@ -70,7 +63,11 @@ fn cel_errors(kind: &str, obj: &Value, old: Option<&Value>) -> Vec<ValidationErr
 }
 
 fn describe(errors: &[ValidationError]) -> String {
-    errors.iter().map(|e| format!("[{}] {:?}: {} (rule `{}`)", e.field_path, e.kind, e.message, e.rule)).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(|e| format!("[{}] {:?}: {} (rule `{}`)", e.field_path, e.kind, e.message, e.rule))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[track_caller]
@@ -150,7 +147,10 @@ fn every_rule_compiles_and_is_in_scope() {
             );
             for rule in list {
                 let text = rule["rule"].as_str().expect("rule text");
-                assert!(rule["message"].as_str().is_some_and(|m| !m.is_empty()), "{kind} {at}: `{text}` needs a message");
+                assert!(
+                    rule["message"].as_str().is_some_and(|m| !m.is_empty()),
+                    "{kind} {at}: `{text}` needs a message"
+                );
                 let warnings = analyze_rule(text, &compiled, ScopeContext::CrdValidation);
                 assert!(warnings.is_empty(), "{kind} {at}: `{text}`: {warnings:?}");
                 *rules += 1;
@@ -359,10 +359,8 @@ fn security_policy_restrictive_category_lists_its_values() {
 // schema-level constraints (not evaluated by the CEL validator)
 
 fn at<'a>(schema: &'a Value, kind: &str, path: &str) -> &'a Value {
-    let pointer: String = path
-        .split('.')
-        .map(|p| if p == "[]" { "/items".to_string() } else { format!("/properties/{p}") })
-        .collect();
+    let pointer: String =
+        path.split('.').map(|p| if p == "[]" { "/items".to_string() } else { format!("/properties/{p}") }).collect();
     schema.pointer(&pointer).unwrap_or_else(|| panic!("{kind} schema has no {path} ({pointer})"))
 }
 

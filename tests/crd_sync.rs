@@ -31,11 +31,8 @@ fn crd(kind: &str) -> CustomResourceDefinition {
 }
 
 fn schema_json(crd: &CustomResourceDefinition) -> Value {
-    let schema = crd.spec.versions[0]
-        .schema
-        .as_ref()
-        .and_then(|s| s.open_api_v3_schema.as_ref())
-        .expect("openAPIV3Schema");
+    let schema =
+        crd.spec.versions[0].schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()).expect("openAPIV3Schema");
     serde_json::to_value(schema).expect("schema to JSON")
 }
 
@@ -120,10 +117,7 @@ fn every_crd_has_the_names_scope_category_and_status_users_rely_on() {
         let v = &crd.spec.versions[0];
         assert_eq!(v.name, "v1alpha1", "{kind} version");
         assert!(v.served && v.storage, "{kind} v1alpha1 is served and stored");
-        assert!(
-            v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(),
-            "{kind} needs a status subresource"
-        );
+        assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{kind} needs a status subresource");
         let schema = schema_json(&crd);
         assert!(schema.pointer("/properties/status").is_some(), "{kind} schema has status");
         assert!(
@@ -176,10 +170,7 @@ fn printer_columns_make_kubectl_get_useful() {
             let mut parts = field.split('.');
             let root = parts.next().unwrap_or_default();
             if root == "spec" || root == "status" {
-                let pointer: String = std::iter::once(root)
-                    .chain(parts)
-                    .map(|p| format!("/properties/{p}"))
-                    .collect();
+                let pointer: String = std::iter::once(root).chain(parts).map(|p| format!("/properties/{p}")).collect();
                 assert!(schema.pointer(&pointer).is_some(), "{kind} column {name}: {path} is not in the schema");
             }
         }
@@ -242,12 +233,7 @@ fn crds_stay_small_enough_for_client_side_apply() {
         let yaml = rendered(&crd);
         // kubectl's last-applied annotation holds the JSON form; measure that too.
         let json = serde_json::to_string(&crd).expect("CRD to JSON");
-        eprintln!(
-            "crd size: {:<34} {:>6} bytes YAML, {:>6} bytes JSON",
-            crd_file_name(&crd),
-            yaml.len(),
-            json.len()
-        );
+        eprintln!("crd size: {:<34} {:>6} bytes YAML, {:>6} bytes JSON", crd_file_name(&crd), yaml.len(), json.len());
         total += yaml.len();
         assert!(
             yaml.len() < MAX_CRD_BYTES && json.len() < MAX_CRD_BYTES,

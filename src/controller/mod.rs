@@ -52,6 +52,21 @@ pub struct Stores {
     pub workloads: Store<DeserializeGuard<MissionWorkload>>,
 }
 
+impl Stores {
+    /// Waits until every store has its first full list (deciding from half a picture would write garbage:
+    /// e.g. before the Leases are listed every cluster looks unreachable).
+    pub async fn wait_ready(&self) {
+        let _ = futures::join!(
+            self.clusters.wait_until_ready(),
+            self.links.wait_until_ready(),
+            self.policies.wait_until_ready(),
+            self.assignments.wait_until_ready(),
+            self.leases.wait_until_ready(),
+            self.workloads.wait_until_ready(),
+        );
+    }
+}
+
 /// Everything a reconcile needs.
 pub struct Context {
     /// Hub client.
@@ -67,6 +82,9 @@ pub struct Context {
     leader: Arc<AtomicBool>,
     namespaces: Mutex<BTreeSet<String>>,
     superseded: Mutex<BTreeMap<String, Instant>>,
+    /// The last status this process wrote per workload uid, with the resourceVersion it produced: a newer
+    /// memory than a store that has not seen the write's watch event yet.
+    written: Mutex<BTreeMap<String, (u64, crate::api::MissionWorkloadStatus)>>,
 }
 
 impl Context {
@@ -101,6 +119,29 @@ impl Context {
             .map(|mc| ClusterFacts::from_crd(mc, self.heartbeat(&mc.name_any())))
             .collect();
         Snapshot::new(&policies, clusters, &links, self.settings)
+    }
+
+    /// The workload with the freshest status this process knows (its own last write, if the store lags).
+    pub fn freshest(&self, mut mw: MissionWorkload) -> MissionWorkload {
+        let rv = |o: &MissionWorkload| o.metadata.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
+        let uid = mw.metadata.uid.clone().unwrap_or_default();
+        if let Ok(m) = self.written.lock()
+            && let Some((written_rv, status)) = m.get(&uid)
+            && rv(&mw).is_some_and(|store_rv| store_rv < *written_rv)
+        {
+            mw.status = Some(status.clone());
+        }
+        mw
+    }
+
+    /// Remembers a status write (see [`Context::freshest`]).
+    pub fn remember_status(&self, uid: &str, resource_version: Option<&str>, status: &crate::api::MissionWorkloadStatus) {
+        if let (Ok(mut m), Some(rv)) = (self.written.lock(), resource_version.and_then(|v| v.parse::<u64>().ok())) {
+            if m.len() > 100_000 {
+                m.clear();
+            }
+            m.insert(uid.to_string(), (rv, status.clone()));
+        }
     }
 
     fn namespace_known(&self, name: &str) -> bool {
@@ -233,6 +274,7 @@ pub async fn run(
         leader,
         namespaces: Mutex::new(BTreeSet::new()),
         superseded: Mutex::new(BTreeMap::new()),
+        written: Mutex::new(BTreeMap::new()),
     });
 
     // Any change of clusters, links or policies may change any decision.

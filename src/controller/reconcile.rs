@@ -29,8 +29,9 @@ const MAX_REQUEUE: Duration = Duration::from_secs(60);
 pub async fn reconcile(obj: Arc<DeserializeGuard<MissionWorkload>>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     ctx.metrics.reconcile_total.with_label_values(&["missionworkload"]).inc();
+    ctx.stores.wait_ready().await;
     let mw = match &obj.0 {
-        Ok(mw) => mw.clone(),
+        Ok(mw) => ctx.freshest(mw.clone()),
         Err(invalid) => {
             warn!(error = %invalid, "MissionWorkload cannot be read; waiting for a change");
             return Ok(Action::await_change());
@@ -259,10 +260,12 @@ async fn patch_status(ctx: &Context, mw: &MissionWorkload, s: &crate::api::Missi
         "metadata": {"name": mw.name_any(), "namespace": mw.namespace()},
         "status": s,
     });
-    api.patch_status(&mw.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
+    let updated = api
+        .patch_status(&mw.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
         .await
         .map_err(hub("patch workload status"))?;
     ctx.metrics.write("hub", "apply");
+    ctx.remember_status(&mw.metadata.uid.clone().unwrap_or_default(), updated.metadata.resource_version.as_deref(), s);
     Ok(())
 }
 

@@ -100,7 +100,7 @@ pub fn build(a: &Assignment) -> Result<(Namespace, Deployment), String> {
             annotations: Some(annotations),
             ..ObjectMeta::default()
         },
-        spec: Some(DeploymentSpec {
+        spec: DeploymentSpec {
             replicas: Some(spec.replicas),
             selector: LabelSelector {
                 match_labels: Some([(WORKLOAD_LABEL.to_string(), name)].into()),
@@ -115,7 +115,7 @@ pub fn build(a: &Assignment) -> Result<(Namespace, Deployment), String> {
                 spec: Some(pod_spec),
             },
             ..DeploymentSpec::default()
-        }),
+        },
         status: None,
     };
     Ok((namespace, deployment))
@@ -130,7 +130,7 @@ pub fn apply_body(d: &Deployment) -> Result<serde_json::Value, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::api::{AssignmentSpec, CategoryValues, ConfidentialityLabel, TemplateMetadata, WorkloadRef, WorkloadTemplate};
     use serde_json::json;
@@ -178,7 +178,7 @@ mod tests {
         assert_eq!(ann[ASSIGNMENT_ANNOTATION], "marshal-pol-1/baltic.isr");
         let label: ConfidentialityLabel = serde_json::from_str(&ann[CONFIDENTIALITY_ANNOTATION]).unwrap();
         assert_eq!(label, a.spec.confidentiality);
-        let spec = d.spec.unwrap();
+        let spec = d.spec;
         assert_eq!(spec.replicas, Some(2));
         assert_eq!(spec.selector.match_labels.unwrap()[WORKLOAD_LABEL], "isr");
         let tpl = spec.template;

@@ -40,7 +40,7 @@ impl Amounts {
     }
 }
 
-fn qty(map: Option<&BTreeMap<String, Quantity>>, name: &str) -> Option<&str> {
+fn qty<'a>(map: Option<&'a BTreeMap<String, Quantity>>, name: &str) -> Option<&'a str> {
     map.and_then(|m| m.get(name)).map(|q| q.0.as_str())
 }
 

@@ -2,6 +2,7 @@
 //! `marshal-<cluster>`. Health is this Lease's age, never a watch stream.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -85,7 +86,14 @@ pub async fn renew(ctx: &SyncContext, cluster: &str, identity: &str) -> Result<(
 }
 
 /// Every `heartbeat_interval`: probe the member, renew the Lease only if it answered.
-pub async fn run(ctx: Arc<SyncContext>, cluster: String, member: Client, identity: String) -> Result<(), Error> {
+/// `up` is shared with the other loops: they wait while the member does not answer.
+pub async fn run(
+    ctx: Arc<SyncContext>,
+    cluster: String,
+    member: Client,
+    identity: String,
+    up_flag: Arc<AtomicBool>,
+) -> Result<(), Error> {
     let interval = ctx.config.heartbeat_interval;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -93,6 +101,7 @@ pub async fn run(ctx: Arc<SyncContext>, cluster: String, member: Client, identit
     loop {
         tick.tick().await;
         let up = probe(&member, probe_timeout(interval)).await;
+        up_flag.store(up, Ordering::Relaxed);
         if was_up != Some(up) {
             if up {
                 info!(%cluster, "member API answers; renewing heartbeat");

@@ -93,6 +93,7 @@ pub async fn update(
     if new == old {
         return Ok(Some(false));
     }
+    tracing::debug!(%cluster, ?old, ?new, "writing MemberCluster status");
     let mut status = serde_json::Map::new();
     status.insert("conditions".into(), json!(new.conditions));
     status.insert("capacity".into(), json!(new.capacity));

@@ -1,0 +1,69 @@
+//! The syncer: one per member cluster. It re-checks and applies the member's Assignments, reports their
+//! readiness, the member's capacity and a heartbeat. Push mode runs it inside the hub controller with a
+//! kubeconfig Secret ([`run_push`]); pull mode (`marshal agent`) runs [`run_member`] inside the member.
+
+pub mod apply;
+pub mod assignments;
+pub mod capacity;
+pub mod credentials;
+pub mod error;
+pub mod heartbeat;
+pub mod member_status;
+pub mod recheck;
+pub mod supervisor;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+pub use error::Error;
+pub use supervisor::run_push;
+
+/// Intervals of the syncer.
+#[derive(Clone, Debug)]
+pub struct SyncConfig {
+    /// Heartbeat Lease renewal (default 5 s).
+    pub heartbeat_interval: Duration,
+    /// A Lease older than this makes the cluster unreachable; written as `leaseDurationSeconds` (default 15 s).
+    pub cluster_grace: Duration,
+    /// Capacity observation (default 10 s).
+    pub capacity_interval: Duration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            heartbeat_interval: Duration::from_secs(5),
+            cluster_grace: Duration::from_secs(15),
+            capacity_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every syncer shares.
+pub struct SyncContext {
+    /// Hub client.
+    pub hub: kube::Client,
+    /// Metrics (writes, refusals, errors).
+    pub metrics: crate::metrics::Metrics,
+    /// Intervals.
+    pub config: SyncConfig,
+}
+
+/// Runs everything for one member with an already-built member client: heartbeat, capacity and the
+/// Assignment loop, concurrently. `identity` is the Lease holder, `syncer/<cluster>` or `agent/<cluster>`.
+/// Returns only on a fatal error; transient failures are retried inside.
+pub async fn run_member(
+    ctx: Arc<SyncContext>,
+    cluster: String,
+    member: kube::Client,
+    identity: String,
+) -> Result<(), Error> {
+    let up = Arc::new(AtomicBool::new(false));
+    tokio::try_join!(
+        heartbeat::run(ctx.clone(), cluster.clone(), member.clone(), identity.clone(), up.clone()),
+        capacity::run(ctx.clone(), cluster.clone(), member.clone()),
+        assignments::run(ctx.clone(), cluster.clone(), member.clone(), identity.clone(), up),
+    )?;
+    Ok(())
+}

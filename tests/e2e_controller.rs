@@ -1,0 +1,345 @@
+//! End-to-end: `marshal controller` with push-mode syncers on the local federation (real API servers,
+//! kube-controller-manager, scheduler and kwok). Run through `e2e/tests/20-controller.sh`.
+
+mod e2e;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use e2e::*;
+use serde_json::Value;
+
+const NS: &str = "baltic-shield";
+const EXAMPLES: [&str; 5] = [
+    "examples/baltic/05-namespace.yaml",
+    "examples/baltic/00-security-policy.yaml",
+    "examples/baltic/10-member-clusters.yaml",
+    "examples/baltic/20-cluster-links.yaml",
+    "examples/baltic/30-workloads.yaml",
+];
+
+fn step(name: &str) {
+    eprintln!("\n=== {name}");
+}
+
+fn file(path: &str) -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect("read file")
+}
+
+/// A network monitor: reports the example's links Up every 10 s (as an external monitor would).
+fn link_monitor(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let links = [("ltu-1.pol-1", 12, 100), ("ltu-1.deu-1", 38, 40), ("ltu-1.lva-1", 7, 200), ("pol-1.deu-1", 18, 1000)];
+        while !stop.load(Ordering::Relaxed) {
+            let now = jiff::Timestamp::now().to_string();
+            for (name, rtt, bw) in links {
+                let patch = format!(
+                    r#"{{"status":{{"state":"Up","rttMs":{rtt},"bandwidthMbps":{bw},"lossPercent":0,"observedAt":"{now}","reporter":"monitor/e2e"}}}}"#
+                );
+                let _ = kubectl("hub", &["patch", "clink", name, "--subresource=status", "--type=merge", "-p", &patch]);
+            }
+            for _ in 0..20 {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    })
+}
+
+fn workload(name: &str) -> Value {
+    get("hub", &["mw", "-n", NS, name]).unwrap_or_else(|| panic!("MissionWorkload {name} not found"))
+}
+
+/// Waits until a workload's placements all run Ready in their members, and returns them.
+fn wait_ready(name: &str, timeout: Duration) -> Vec<String> {
+    wait_for(&format!("{name} Ready"), timeout, || {
+        let w = workload(name);
+        (condition(&w, "Ready").as_deref() == Some("True") && w["status"]["observedGeneration"] == w["metadata"]["generation"])
+            .then(|| placements(&w))
+    })
+}
+
+/// Checks that a workload's Deployments exist in exactly the clusters of its status, as placed.
+fn check_members(name: &str) {
+    let w = workload(name);
+    let placed = placements(&w);
+    for member in MEMBERS {
+        let d = member_deployment(member, NS, name);
+        let here: Vec<&String> = placed.iter().filter(|p| p.starts_with(&format!("{member}/"))).collect();
+        match (here.first(), d) {
+            (None, None) => {}
+            (None, Some(_)) => panic!("{name}: Deployment in {member}, which is not among its placements {placed:?}"),
+            (Some(p), None) => panic!("{name}: placed {p} but no Deployment in {member}"),
+            (Some(p), Some(d)) => {
+                let (slot, replicas) = p.split_once('=').expect("slot=replicas");
+                let tier = slot.split_once('/').expect("cluster/tier").1;
+                assert_eq!(d["spec"]["replicas"].to_string(), replicas, "{name} in {member}: replicas");
+                assert_eq!(d["spec"]["template"]["spec"]["nodeSelector"]["marshal.dev/tier"], tier, "{name} in {member}: nodeSelector");
+                assert_eq!(d["status"]["readyReplicas"].to_string(), replicas, "{name} in {member}: ready");
+                let ann = &d["metadata"]["annotations"];
+                assert!(ann["marshal.dev/digest"].as_str().is_some_and(|s| s.starts_with("sha256:")), "{name}: digest annotation");
+                assert_eq!(ann["marshal.dev/classification"], w["spec"]["confidentiality"]["classification"], "{name}: classification");
+                assert_eq!(d["metadata"]["labels"]["marshal.dev/owner"], w["spec"]["owner"], "{name}: owner label");
+            }
+        }
+    }
+    eprintln!("  {name}: {placed:?} match the members");
+}
+
+fn setup() -> (ControllerProcess, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    step("install CRDs, the admission policy and the Baltic example");
+    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+    kubectl("hub", &["apply", "--server-side", "--force-conflicts", "-f", crds]).expect("CRDs");
+    kubectl("hub", &["wait", "--for", "condition=established", "--timeout=60s", "crd", "-l", "!nothing"]).ok();
+    for crd in ["securitypolicies", "memberclusters", "clusterlinks", "missionworkloads", "assignments"] {
+        kubectl("hub", &["wait", "--for", "condition=established", "--timeout=60s", &format!("crd/{crd}.marshal.dev")]).expect("established");
+    }
+    apply("hub", &file("deploy/admission-policy.yaml")).expect("admission policy");
+    for f in EXAMPLES {
+        // The admission policy's binding takes a moment to be enforced for new params; retry briefly.
+        wait_for(&format!("apply {f}"), Duration::from_secs(30), || apply("hub", &file(f)).ok());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let monitor = link_monitor(stop.clone());
+    step("start the controller");
+    let c = ControllerProcess::start(18080, &[]);
+    (c, stop, monitor)
+}
+
+fn placement_works() {
+    step("placement: Deployments in exactly the clusters the engine chose, Ready");
+    let started = Instant::now();
+    for name in ["isr-fusion", "sigint-triage", "logistics-ledger", "weather-feed"] {
+        let placed = wait_ready(name, Duration::from_secs(240));
+        eprintln!("  {name} Ready on {placed:?} after {:.1}s", started.elapsed().as_secs_f64());
+        check_members(name);
+    }
+    assert_eq!(placements(&workload("isr-fusion")), ["deu-1/core=1", "pol-1/core=3"]);
+    assert_eq!(placements(&workload("logistics-ledger")), ["pol-1/core=3"]);
+    assert_eq!(placements(&workload("weather-feed")), ["ltu-1/edge=1", "pol-1/edge=1"]);
+    let np = wait_for("nuclear-planning decided", Duration::from_secs(60), || {
+        let w = workload("nuclear-planning");
+        (w["status"]["phase"] == "Unplaceable").then_some(w)
+    });
+    let msg = np["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Placed").unwrap()["message"].clone();
+    assert!(msg.as_str().unwrap().contains("NotReleasable"), "{msg}");
+    for member in MEMBERS {
+        assert!(member_deployment(member, NS, "nuclear-planning").is_none(), "nuclear-planning must run nowhere");
+    }
+    // Verdicts cover every candidate; the printer columns are filled in.
+    let w = workload("isr-fusion");
+    let verdicts = w["status"]["verdicts"].as_array().expect("verdicts");
+    for c in ["pol-1", "deu-1", "ltu-1", "lva-1"] {
+        assert!(verdicts.iter().any(|v| v["cluster"] == c), "verdict for {c}");
+    }
+    let table = kubectl("hub", &["get", "mw", "-n", NS]).expect("get mw");
+    eprintln!("{table}");
+    let row = table.lines().find(|l| l.starts_with("isr-fusion")).expect("row");
+    assert!(row.contains("Placed") && row.contains("deu-1,pol-1") && row.split_whitespace().nth(3) == Some("4"), "{row}");
+    let mc = kubectl("hub", &["get", "mc"]).expect("get mc");
+    eprintln!("{mc}");
+    assert!(mc.lines().any(|l| l.starts_with("pol-1") && l.contains("POL") && l.contains("True")), "{mc}");
+}
+
+const DEU_ONLY: &str = r#"
+apiVersion: marshal.dev/v1alpha1
+kind: MissionWorkload
+metadata: {name: deu-only, namespace: baltic-shield}
+spec:
+  owner: DEU
+  confidentiality: {policy: NATO, classification: RESTRICTED, categories: [{tagName: Releasable To, values: [DEU]}]}
+  replicas: REPLICAS
+  template:
+    metadata: {labels: {app: deu-only}}
+    spec: {containers: [{name: app, image: "registry.example.mil/deu/app:IMAGE", resources: {requests: {cpu: 100m, memory: 64Mi}}}]}
+  placement: {tiers: [core, edge], preferredNations: [POL, LTU, DEU]}
+"#;
+
+fn deu_only(replicas: u32, image: &str) -> String {
+    DEU_ONLY.replace("REPLICAS", &replicas.to_string()).replace("IMAGE", image)
+}
+
+fn releasability_and_changes() {
+    step("releasability: releasable only to DEU, never created in POL or LTU (even though they are preferred)");
+    apply("hub", &deu_only(2, "1.0")).expect("deu-only");
+    assert_eq!(wait_ready("deu-only", Duration::from_secs(120)), ["deu-1/core=2"]);
+    check_members("deu-only");
+    for member in ["pol-1", "ltu-1"] {
+        let all = kubectl(member, &["get", "deployments", "-A", "-o", "name"]).expect("list");
+        assert!(!all.contains("deu-only"), "deu-only found in {member}: {all}");
+    }
+
+    step("changes propagate: scale, new template, delete");
+    apply("hub", &deu_only(3, "1.0")).expect("scale");
+    wait_for("3 ready replicas in deu-1", Duration::from_secs(90), || {
+        member_deployment("deu-1", NS, "deu-only").filter(|d| d["status"]["readyReplicas"] == 3 && d["spec"]["replicas"] == 3)
+    });
+    apply("hub", &deu_only(3, "1.1")).expect("new image");
+    wait_for("new image in deu-1", Duration::from_secs(90), || {
+        member_deployment("deu-1", NS, "deu-only")
+            .filter(|d| d["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.mil/deu/app:1.1")
+    });
+    kubectl("hub", &["delete", "mw", "-n", NS, "deu-only", "--wait=false"]).expect("delete");
+    wait_for("deu-only gone from deu-1 and the hub", Duration::from_secs(90), || {
+        (member_deployment("deu-1", NS, "deu-only").is_none() && get("hub", &["mw", "-n", NS, "deu-only"]).is_none()).then_some(())
+    });
+    eprintln!("  scaled, re-templated and deleted through to the member");
+}
+
+fn invalid_objects_rejected() {
+    step("invalid objects are rejected by the API server, naming the field");
+    let bad_nation = file("examples/baltic/10-member-clusters.yaml").replacen("name: pol-1", "name: pol-9", 1).replacen("nation: POL", "nation: Poland", 1);
+    let first_doc = bad_nation.split("\n---\n").next().unwrap().to_string();
+    let err = apply("hub", &first_doc).expect_err("bad nation accepted");
+    assert!(err.contains("spec.nation") && err.contains("^[A-Z]{3}$"), "{err}");
+
+    let bad_class = deu_only(1, "1.0").replace("classification: RESTRICTED", "classification: TOPSECRET").replace("deu-only", "bad-class");
+    let err = apply("hub", &bad_class).expect_err("unknown classification accepted");
+    assert!(err.contains("spec.confidentiality.classification") && err.contains("TOPSECRET"), "{err}");
+
+    let err = kubectl("hub", &["patch", "mw", "-n", NS, "isr-fusion", "--type=merge", "-p", r#"{"spec":{"confidentiality":{"classification":"UNCLASSIFIED"}}}"#])
+        .expect_err("relabel accepted");
+    assert!(err.contains("spec.confidentiality") && err.contains("immutable"), "{err}");
+
+    let bad_link = "apiVersion: marshal.dev/v1alpha1\nkind: ClusterLink\nmetadata: {name: ltu-1.deu-9}\nspec: {from: ltu-1, to: pol-1}\n";
+    let err = apply("hub", bad_link).expect_err("misnamed link accepted");
+    assert!(err.contains("metadata.name must be <spec.from>.<spec.to>"), "{err}");
+    eprintln!("  4 invalid objects rejected");
+}
+
+fn broken_member_contained() {
+    step("a broken member stays contained");
+    let missing = "apiVersion: marshal.dev/v1alpha1\nkind: MemberCluster\nmetadata: {name: fra-1}\nspec:\n  nation: FRA\n  connection: {mode: Push, kubeconfigSecretRef: {namespace: marshal-system, name: fra-1-kubeconfig, key: kubeconfig}}\n  clearance: {policy: NATO, classifications: [RESTRICTED], reviewBy: \"2027-06-30T00:00:00Z\"}\n  admission: {ownerNations: [\"*\"]}\n  tiers: [core]\n";
+    apply("hub", missing).expect("fra-1");
+    let insecure_kc = "apiVersion: v1\nkind: Config\nclusters: [{name: x, cluster: {server: \"https://127.0.0.1:1\", insecure-skip-tls-verify: true}}]\nusers: [{name: x, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: x, user: x}}]\ncurrent-context: x\n";
+    kubectl("hub", &["create", "secret", "generic", "-n", "marshal-system", "ita-1-kubeconfig", &format!("--from-literal=kubeconfig={insecure_kc}")]).expect("secret");
+    apply("hub", &missing.replace("fra-1", "ita-1").replace("FRA", "ITA")).expect("ita-1");
+    for (c, needle) in [("fra-1", "fra-1-kubeconfig"), ("ita-1", "insecure-skip-tls-verify")] {
+        let cond = wait_for(&format!("{c} CredentialsValid=False"), Duration::from_secs(60), || {
+            let mc = get("hub", &["mc", c])?;
+            let cond = mc["status"]["conditions"].as_array()?.iter().find(|x| x["type"] == "CredentialsValid")?.clone();
+            (cond["status"] == "False").then_some(cond)
+        });
+        let msg = cond["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(needle), "{c}: {msg}");
+        eprintln!("  {c}: CredentialsValid=False ({}): {msg}", cond["reason"]);
+    }
+    for member in MEMBERS {
+        let mc = get("hub", &["mc", member]).expect("member");
+        assert_eq!(condition(&mc, "Reachable").as_deref(), Some("True"), "{member} unaffected");
+    }
+    kubectl("hub", &["delete", "mc", "fra-1", "ita-1"]).expect("cleanup");
+    kubectl("hub", &["delete", "secret", "-n", "marshal-system", "ita-1-kubeconfig"]).expect("cleanup");
+}
+
+fn no_needless_writes(c: ControllerProcess) -> ControllerProcess {
+    step("no needless writes: 60 s idle, then a restart");
+    std::thread::sleep(Duration::from_secs(15));
+    let before = c.writes(not_heartbeat);
+    std::thread::sleep(Duration::from_secs(60));
+    let after = c.writes(not_heartbeat);
+    eprintln!("  writes (excluding heartbeat renewals) before/after 60 s idle: {before} / {after}");
+    assert_eq!(before, after, "writes during an idle minute:\n{}", c.http("/metrics").unwrap_or_default());
+    c.stop();
+    let c = ControllerProcess::start(18080, &[]);
+    std::thread::sleep(Duration::from_secs(30));
+    let restarted = c.writes(not_heartbeat);
+    eprintln!("  writes in the 30 s after a restart (excluding heartbeat renewals): {restarted}");
+    assert_eq!(restarted, 0.0, "a restart wrote:\n{}", c.http("/metrics").unwrap_or_default());
+    c
+}
+
+const FAILOVER: &str = r#"
+apiVersion: marshal.dev/v1alpha1
+kind: MissionWorkload
+metadata: {name: e2e-failover, namespace: baltic-shield}
+spec:
+  owner: LTU
+  confidentiality: {policy: NATO, classification: RESTRICTED, categories: [{tagName: Releasable To, values: [LTU, POL]}]}
+  replicas: 2
+  template:
+    metadata: {labels: {app: e2e-failover}}
+    spec: {containers: [{name: app, image: "registry.example.mil/ltu/sensor:1", resources: {requests: {cpu: 200m, memory: 128Mi}}}]}
+  placement: {tiers: [edge, core], preferredNations: [LTU, POL]}
+  failover: {tolerationSeconds: 20, failbackAfterSeconds: 60}
+"#;
+
+fn failover_and_failback(c: &ControllerProcess) {
+    step("failover: cut ltu-1's link");
+    apply("hub", FAILOVER).expect("e2e-failover");
+    assert_eq!(wait_ready("e2e-failover", Duration::from_secs(120)), ["ltu-1/edge=2"]);
+    check_members("e2e-failover");
+    let writes_before = c.writes(not_heartbeat);
+    federation(&["link", "ltu-1", "down"]);
+    let cut = Instant::now();
+    wait_for("ltu-1 Reachable=False", Duration::from_secs(40), || {
+        (condition(&get("hub", &["mc", "ltu-1"])?, "Reachable").as_deref() == Some("False")).then_some(())
+    });
+    let unreachable_after = cut.elapsed().as_secs_f64();
+    eprintln!("  ltu-1 Reachable=False {unreachable_after:.1}s after the cut");
+    assert!(unreachable_after <= 20.0, "grace 15 s + 5 s exceeded: {unreachable_after:.1}s");
+    // Within toleration the placement stays.
+    assert_eq!(placements(&workload("e2e-failover")), ["ltu-1/edge=2"]);
+    let moved = wait_for("e2e-failover Ready elsewhere", Duration::from_secs(120), || {
+        let w = workload("e2e-failover");
+        let p = placements(&w);
+        (!p.iter().any(|s| s.starts_with("ltu-1/")) && condition(&w, "Ready").as_deref() == Some("True")).then_some(p)
+    });
+    let ready_after = cut.elapsed().as_secs_f64();
+    eprintln!("  e2e-failover Ready on {moved:?} {ready_after:.1}s after the cut (grace 15 s + toleration 20 s)");
+    assert!(moved.iter().all(|p| p.starts_with("pol-1/")), "moved outside the releasable clusters: {moved:?}");
+    assert!(ready_after >= 20.0, "moved before tolerationSeconds: {ready_after:.1}s");
+    check_members("e2e-failover");
+    let writes = c.writes(not_heartbeat) - writes_before;
+    eprintln!("  hub+member writes (excluding heartbeats) from the cut to Ready elsewhere: {writes}");
+    eprintln!("{}", c.http("/metrics").unwrap_or_default().lines().filter(|l| l.starts_with("marshal_api_writes_total")).collect::<Vec<_>>().join("\n"));
+
+    step("failback: restore the link");
+    federation(&["link", "ltu-1", "up"]);
+    let restored = Instant::now();
+    wait_for("ltu-1 Reachable=True", Duration::from_secs(60), || {
+        (condition(&get("hub", &["mc", "ltu-1"])?, "Reachable").as_deref() == Some("True")).then_some(())
+    });
+    eprintln!("  ltu-1 reachable {:.1}s after the link came back", restored.elapsed().as_secs_f64());
+    wait_for("stale copy removed from ltu-1", Duration::from_secs(60), || {
+        member_deployment("ltu-1", NS, "e2e-failover").is_none().then_some(())
+    });
+    eprintln!("  stale copy in ltu-1 cleaned up {:.1}s after the link came back", restored.elapsed().as_secs_f64());
+    let back = wait_for("e2e-failover back on ltu-1", Duration::from_secs(180), || {
+        let w = workload("e2e-failover");
+        let p = placements(&w);
+        (p == ["ltu-1/edge=2"] && condition(&w, "Ready").as_deref() == Some("True")).then_some(())
+    });
+    let _ = back;
+    let failback_after = restored.elapsed().as_secs_f64();
+    eprintln!("  back on ltu-1/edge and Ready {failback_after:.1}s after the link came back (failbackAfterSeconds 60)");
+    assert!(failback_after >= 60.0, "failed back before the failback window: {failback_after:.1}s");
+    check_members("e2e-failover");
+    for member in ["pol-1", "deu-1"] {
+        wait_for(&format!("no copy left in {member}"), Duration::from_secs(60), || {
+            member_deployment(member, NS, "e2e-failover").is_none().then_some(())
+        });
+    }
+    kubectl("hub", &["delete", "mw", "-n", NS, "e2e-failover"]).expect("delete");
+}
+
+#[test]
+fn controller_end_to_end() {
+    let (c, stop, monitor) = setup();
+    placement_works();
+    releasability_and_changes();
+    invalid_objects_rejected();
+    broken_member_contained();
+    let c = no_needless_writes(c);
+    failover_and_failback(&c);
+    // Releasability held throughout: deu-only never reached POL or LTU, nuclear-planning never ran.
+    for member in MEMBERS {
+        assert!(member_deployment(member, NS, "nuclear-planning").is_none());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = monitor.join();
+    c.stop();
+}
