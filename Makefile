@@ -1,5 +1,5 @@
 # Marshal: one command runs it, one command tests it.
-.PHONY: help test lint crds plan bench e2e ci
+.PHONY: help test lint crds plan bench e2e ci demo demo-down
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -17,6 +17,12 @@ plan: ## the what-if planner on the Baltic exercise
 
 bench: ## placement engine benchmark (prints decisions per second)
 	cargo bench --bench placement
+
+demo: ## local federation + controller + the Baltic exercise, then a link cut and the failover (root, Go)
+	bash e2e/demo
+
+demo-down: ## stop the demo
+	bash e2e/demo down
 
 e2e: ## end-to-end tier on the local federation (builds the control planes once, cached)
 	bash e2e/ci.sh

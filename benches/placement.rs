@@ -60,7 +60,7 @@ fn member_cluster(i: usize) -> MemberCluster {
     let nation = NATIONS[i % NATIONS.len()];
     let cleared: &[&str] = if i % 3 == 2 { &CLASSIFICATIONS[..3] } else { &CLASSIFICATIONS[..] };
     let mut categories = vec![json!({"tagName": "Releasable To", "values": [nation, "NATO"]})];
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         categories.push(json!({"tagName": "Special Handling", "values": ["CRYPTO"]}));
     }
     // Every 7th host admits only its own and two neighbouring nations' work, up to RESTRICTED.
@@ -117,7 +117,7 @@ fn cluster_link(from: usize, to: usize, c: usize) -> ClusterLink {
         1 => ("Up", 45, 30),
         _ => ("Up", 8 + (from % 20) as u32, 100 + (to % 5) as u32 * 100),
     };
-    let observed = if (from * 7 + to) % 31 == 0 { at(-600) } else { at(-5) }; // a few stale facts
+    let observed = if (from * 7 + to).is_multiple_of(31) { at(-600) } else { at(-5) }; // a few stale facts
     let (f, t) = (cluster_name(from % c), cluster_name(to % c));
     serde_json::from_value(json!({
         "apiVersion": "marshal.dev/v1alpha1", "kind": "ClusterLink",
@@ -161,7 +161,7 @@ fn mission_workload(i: usize, c: usize) -> MissionWorkload {
     if !duplicated {
         placement["spread"] = json!({"minNations": 1 + i % 3, "maxReplicasPerCluster": 3});
     }
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         placement["preferredNations"] = json!([owner, NATIONS[(owner_ix + 1) % 10]]);
     }
     if i % 6 == 2 {
@@ -280,11 +280,7 @@ fn thread_cpu_ns() -> Option<u64> {
 fn print_throughput() {
     let t = now();
     for (w, c) in SIZES {
-        if std::env::var("XC").is_ok_and(|x| x != c.to_string()) { continue; }
-        let mut f = fleet(w, c);
-        if std::env::var("XNODS").is_ok() {
-            for wl in &mut f.workloads { wl.placement.data_source = None; }
-        }
+        let f = fleet(w, c);
         let cold = vec![History::default(); w];
         let first: Vec<Decision> =
             f.workloads.iter().map(|wl| decide(wl, &f.snapshot, &History::default(), t)).collect();
@@ -299,10 +295,7 @@ fn print_throughput() {
             verdicts / w.max(1),
             100.0 * eligible as f64 / verdicts.max(1) as f64
         );
-        let nov: Vec<History> = steady.iter().map(|h| History { verdicts: Vec::new(), ..h.clone() }).collect();
-        let modes = std::env::var("XMODES").unwrap_or("cold,steady".into());
-        for (label, hist) in [("cold", &cold), ("steady", &steady), ("nov", &nov)] {
-            if !modes.split(',').any(|m| m == label) { continue; }
+        for (label, hist) in [("cold", &cold), ("steady", &steady)] {
             black_box(replan(&f, hist, t)); // warm-up
             let rounds = if w >= 10_000 { 3 } else { 10 };
             let (mut wall, mut cpu, mut allocs) = (Duration::MAX, u64::MAX, 0);

@@ -1,8 +1,13 @@
 # shellcheck shell=bash
-# Shared settings and helpers of e2e/federation, e2e/smoke and e2e/ci.sh. Source it; it defines no side effects
-# beyond variables and functions.
+# Shared settings and helpers of e2e/federation, e2e/smoke and e2e/ci.sh. Source it; beyond variables and
+# functions it only completes HOME and PATH when CI runs with a bare environment.
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+# CI may run with a bare environment: find HOME and the toolchains in their usual places.
+[[ -n ${HOME:-} ]] || export HOME=$(getent passwd "$(id -u)" | cut -d: -f6)
+command -v go >/dev/null 2>&1 || export PATH=$PATH:/usr/local/go/bin
+command -v cargo >/dev/null 2>&1 || export PATH=$PATH:$HOME/.cargo/bin
 
 # Where everything lives.
 TB_STATE=${MARSHAL_TB_STATE:-/tmp/marshal-tb}

@@ -90,7 +90,14 @@ fn member_cluster(name: &str, nation: &str, tiers: &[&str], secret: &str) -> ser
     })
 }
 
-fn assignment(cluster: &str, name: &str, classification: &str, tier: &str, replicas: i32, finalizer: bool) -> Res<Assignment> {
+fn assignment(
+    cluster: &str,
+    name: &str,
+    classification: &str,
+    tier: &str,
+    replicas: i32,
+    finalizer: bool,
+) -> Res<Assignment> {
     let mut spec: AssignmentSpec = serde_json::from_value(json!({
         "cluster": cluster,
         "workload": {"namespace": NS, "name": name, "uid": "e2e"},
@@ -125,24 +132,25 @@ fn writes(m: &Metrics) -> (u64, u64) {
 }
 
 async fn lease_renew_time(hub: &Client, cluster: &str) -> Option<(String, jiff::Timestamp)> {
-    let lease = Api::<Lease>::namespaced(hub.clone(), &cluster_namespace(cluster)).get_opt(HEARTBEAT_LEASE).await.ok()??;
+    let lease =
+        Api::<Lease>::namespaced(hub.clone(), &cluster_namespace(cluster)).get_opt(HEARTBEAT_LEASE).await.ok()??;
     let spec = lease.spec?;
     Some((spec.holder_identity?, spec.renew_time?.0))
 }
 
-/// Latest Ready transition of any node in the members.
-async fn last_node_transition(members: &[Client]) -> Res<jiff::Timestamp> {
-    let mut last = jiff::Timestamp::UNIX_EPOCH;
+/// Whether a member node went NotReady since `since` (kwok nodes can flap when the machine is starved; the
+/// members then really change and the syncer must report it).
+async fn node_flapped(members: &[Client], since: jiff::Timestamp) -> Res<bool> {
     for m in members {
-        for n in Api::<k8s_openapi::api::core::v1::Node>::all(m.clone()).list(&ListParams::default()).await?.items {
-            for c in n.status.and_then(|s| s.conditions).unwrap_or_default() {
-                if c.type_ == "Ready" && let Some(t) = c.last_transition_time {
-                    last = last.max(t.0);
-                }
+        let events = Api::<k8s_openapi::api::core::v1::Event>::all(m.clone()).list(&ListParams::default()).await?;
+        for e in events.items {
+            let at = e.last_timestamp.map(|t| t.0).or(e.event_time.map(|t| t.0));
+            if e.reason.as_deref() == Some("NodeNotReady") && at.is_some_and(|t| t >= since) {
+                return Ok(true);
             }
         }
     }
-    Ok(last)
+    Ok(false)
 }
 
 /// Asserts that an idle window of `secs` makes no writes but heartbeat renewals. A window in which a kwok
@@ -160,7 +168,7 @@ async fn quiet_window(metrics: &Metrics, members: &[Client], secs: u64) -> Res<(
         if after == before {
             return Ok(());
         }
-        let flapped = last_node_transition(members).await? >= start;
+        let flapped = node_flapped(members, start).await?;
         assert!(flapped, "writes in an idle window:\n{render_before}\n---\n{}", metrics.render());
         println!("  a member node changed Ready state during the window (attempt {attempt}); trying again");
     }
@@ -221,7 +229,9 @@ async fn setup(hub: &Client, ltu: &Client, pol: &Client) -> Res<()> {
         if let Ok(list) = api.list(&ListParams::default()).await {
             for a in list.items {
                 let name = a.metadata.name.clone().unwrap_or_default();
-                let _ = api.patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await;
+                let _ = api
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+                    .await;
                 let _ = api.delete(&name, &DeleteParams::default()).await;
             }
         }
@@ -233,14 +243,18 @@ async fn setup(hub: &Client, ltu: &Client, pol: &Client) -> Res<()> {
             deps.delete_collection(&DeleteParams::default(), &ListParams::default()).await?;
         }
     }
-    let _ = Api::<ConfigMap>::namespaced(ltu.clone(), "marshal-system").delete("marshal-clearance", &DeleteParams::default()).await;
+    let _ = Api::<ConfigMap>::namespaced(ltu.clone(), "marshal-system")
+        .delete("marshal-clearance", &DeleteParams::default())
+        .await;
     let mcs: Api<MemberCluster> = Api::all(hub.clone());
     for name in ["bad-missing", "bad-insecure"] {
         let _ = mcs.delete(name, &DeleteParams::default()).await;
     }
 
     // Members, plus one whose Secret is missing and one whose kubeconfig skips TLS verification.
-    for (name, nation, tiers) in [("pol-1", "POL", vec!["core", "edge"]), ("deu-1", "DEU", vec!["core"]), ("ltu-1", "LTU", vec!["edge"])] {
+    for (name, nation, tiers) in
+        [("pol-1", "POL", vec!["core", "edge"]), ("deu-1", "DEU", vec!["core"]), ("ltu-1", "LTU", vec!["edge"])]
+    {
         apply(&mcs, name, member_cluster(name, nation, &tiers, &format!("{name}-kubeconfig"))).await?;
     }
     let secrets: Api<Secret> = Api::namespaced(hub.clone(), "marshal-system");
@@ -262,7 +276,9 @@ async fn setup(hub: &Client, ltu: &Client, pol: &Client) -> Res<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_syncer_end_to_end() -> Res<()> {
-    let _ = tracing_subscriber::fmt().with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "marshal=info".into())).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "marshal=info".into()))
+        .try_init();
     let hub = client("KUBECONFIG_HUB").await?;
     let pol = client("KUBECONFIG_POL_1").await?;
     let ltu = client("KUBECONFIG_LTU_1").await?;
@@ -272,10 +288,12 @@ async fn push_syncer_end_to_end() -> Res<()> {
     let (stop, task) = start_syncer(&hub, &metrics);
 
     println!("(f) broken members get CredentialsValid=False with a clear message");
-    let (_, reason, message) = wait("bad-missing CredentialsValid=False", 30, || condition(&hub, "bad-missing", "CredentialsValid")).await?;
+    let (_, reason, message) =
+        wait("bad-missing CredentialsValid=False", 30, || condition(&hub, "bad-missing", "CredentialsValid")).await?;
     assert_eq!(reason, "SecretNotFound");
     assert!(message.contains("marshal-system/bad-missing-kubeconfig not found"), "{message}");
-    let (status, reason, message) = wait("bad-insecure CredentialsValid", 30, || condition(&hub, "bad-insecure", "CredentialsValid")).await?;
+    let (status, reason, message) =
+        wait("bad-insecure CredentialsValid", 30, || condition(&hub, "bad-insecure", "CredentialsValid")).await?;
     assert_eq!((status.as_str(), reason.as_str()), ("False", "InsecureSkipTlsVerify"), "{message}");
     assert!(message.contains("insecure-skip-tls-verify"), "{message}");
     let events: Api<Event> = Api::namespaced(hub.clone(), "default");
@@ -283,16 +301,19 @@ async fn push_syncer_end_to_end() -> Res<()> {
         let events = events.clone();
         async move {
             let list = events.list(&ListParams::default()).await.ok()?;
-            list.items.iter().any(|e| {
-                e.reason.as_deref() == Some("InsecureSkipTlsVerify")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("bad-insecure")
-            })
-            .then_some(())
+            list.items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("InsecureSkipTlsVerify")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("bad-insecure")
+                })
+                .then_some(())
         }
     })
     .await?;
     for cluster in ["pol-1", "deu-1", "ltu-1"] {
-        let (status, _, _) = wait(&format!("{cluster} CredentialsValid"), 30, || condition(&hub, cluster, "CredentialsValid")).await?;
+        let (status, _, _) =
+            wait(&format!("{cluster} CredentialsValid"), 30, || condition(&hub, cluster, "CredentialsValid")).await?;
         assert_eq!(status, "True", "{cluster}");
     }
 
@@ -352,7 +373,13 @@ async fn push_syncer_end_to_end() -> Res<()> {
     assert_eq!(dep.spec.replicas, Some(2));
     let status = wait("Assignment web Applied with 2 ready", 90, || {
         let a = pol_asg.clone();
-        async move { a.get("e2e-sync.web").await.ok()?.status.filter(|s| s.phase == AssignmentPhase::Applied && s.ready_replicas == 2) }
+        async move {
+            a.get("e2e-sync.web")
+                .await
+                .ok()?
+                .status
+                .filter(|s| s.phase == AssignmentPhase::Applied && s.ready_replicas == 2)
+        }
     })
     .await?;
     assert_eq!(status.applied_digest, web.spec.digest);
@@ -384,16 +411,21 @@ async fn push_syncer_end_to_end() -> Res<()> {
         let events = ltu_events.clone();
         async move {
             let list = events.list(&ListParams::default()).await.ok()?;
-            list.items.iter().any(|e| {
-                e.reason.as_deref() == Some("Refused")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("e2e-sync.secret")
-            })
-            .then_some(())
+            list.items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("Refused")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("e2e-sync.secret")
+                })
+                .then_some(())
         }
     })
     .await?;
     assert_eq!(metrics.assignment_refusals_total.with_label_values(&["ltu-1", "ClassificationNotCleared"]).get(), 1);
-    assert!(Api::<Deployment>::namespaced(ltu.clone(), NS).get_opt("secret").await?.is_none(), "nothing created in ltu-1");
+    assert!(
+        Api::<Deployment>::namespaced(ltu.clone(), NS).get_opt("secret").await?.is_none(),
+        "nothing created in ltu-1"
+    );
     assert!(Api::<Namespace>::all(ltu.clone()).get_opt(NS).await?.is_none(), "no namespace created in ltu-1");
     // A tampered digest is refused too.
     let mut tampered = assignment("pol-1", "tampered", "RESTRICTED", "core", 1, true)?;
@@ -466,7 +498,8 @@ async fn push_syncer_end_to_end() -> Res<()> {
     wait("refused Assignments released", 30, || {
         let (a, b) = (pol_asg.clone(), ltu_asg.clone());
         async move {
-            (a.get_opt("e2e-sync.tampered").await.ok()?.is_none() && b.get_opt("e2e-sync.secret").await.ok()?.is_none()).then_some(())
+            (a.get_opt("e2e-sync.tampered").await.ok()?.is_none() && b.get_opt("e2e-sync.secret").await.ok()?.is_none())
+                .then_some(())
         }
     })
     .await?;

@@ -4,4 +4,6 @@
 # Runs inside the federation's network namespace (e2e/ci.sh uses `e2e/federation run`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+pidfile=${MARSHAL_TB_STATE:-/tmp/marshal-tb}/marshal-controller.pid
+trap '[[ -f $pidfile ]] && kill "$(cat "$pidfile")" 2>/dev/null; rm -f "$pidfile"' EXIT
 cargo test --offline --features e2e --test e2e_controller -- --nocapture --test-threads=1

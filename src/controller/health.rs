@@ -149,7 +149,7 @@ fn fleet_metrics(ctx: &Context, now: Timestamp) {
 
 /// Runs forever: every second, reachability of every cluster and the fleet metrics.
 pub async fn run(ctx: Arc<Context>) {
-    ctx.stores.wait_ready().await;
+    ctx.wait_ready().await;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut was_frozen = false;
     loop {

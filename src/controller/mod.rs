@@ -53,9 +53,9 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Waits until every store has its first full list (deciding from half a picture would write garbage:
-    /// e.g. before the Leases are listed every cluster looks unreachable).
-    pub async fn wait_ready(&self) {
+    /// Waits until every store has its first full list. Only one task may call this: a store's readiness
+    /// signal wakes a single waiter, so everyone else waits on [`Context::wait_ready`].
+    async fn wait_all(&self) {
         let _ = futures::join!(
             self.clusters.wait_until_ready(),
             self.links.wait_until_ready(),
@@ -82,12 +82,20 @@ pub struct Context {
     leader: Arc<AtomicBool>,
     namespaces: Mutex<BTreeSet<String>>,
     superseded: Mutex<BTreeMap<String, Instant>>,
+    ready: tokio::sync::watch::Receiver<bool>,
     /// The last status this process wrote per workload uid, with the resourceVersion it produced: a newer
     /// memory than a store that has not seen the write's watch event yet.
     written: Mutex<BTreeMap<String, (u64, crate::api::MissionWorkloadStatus)>>,
 }
 
 impl Context {
+    /// Waits until every store has its first full list: deciding from half a picture would write garbage
+    /// (before the Leases are listed, every cluster looks unreachable).
+    pub async fn wait_ready(&self) {
+        let mut rx = self.ready.clone();
+        let _ = rx.wait_for(|ready| *ready).await;
+    }
+
     /// Whether this replica may write.
     pub fn is_leader(&self) -> bool {
         self.leader.load(Ordering::Relaxed)
@@ -265,7 +273,15 @@ pub async fn run(
         client.clone(),
         Reporter { controller: "marshal".into(), instance: std::env::var("HOSTNAME").ok() },
     );
+    let (ready_tx, ready) = tokio::sync::watch::channel(false);
+    let gate = stores.clone();
+    tokio::spawn(async move {
+        gate.wait_all().await;
+        info!("caches synced");
+        let _ = ready_tx.send(true);
+    });
     let ctx = Arc::new(Context {
+        ready,
         client: client.clone(),
         metrics,
         recorder,

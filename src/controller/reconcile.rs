@@ -29,7 +29,7 @@ const MAX_REQUEUE: Duration = Duration::from_secs(60);
 pub async fn reconcile(obj: Arc<DeserializeGuard<MissionWorkload>>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     ctx.metrics.reconcile_total.with_label_values(&["missionworkload"]).inc();
-    ctx.stores.wait_ready().await;
+    ctx.wait_ready().await;
     let mw = match &obj.0 {
         Ok(mw) => ctx.freshest(mw.clone()),
         Err(invalid) => {

@@ -38,7 +38,11 @@ pub fn label_value(s: &str) -> String {
 
 /// `<hub namespace>/<name>` of an Assignment.
 pub fn assignment_key(a: &Assignment) -> String {
-    format!("{}/{}", a.metadata.namespace.as_deref().unwrap_or_default(), a.metadata.name.as_deref().unwrap_or_default())
+    format!(
+        "{}/{}",
+        a.metadata.namespace.as_deref().unwrap_or_default(),
+        a.metadata.name.as_deref().unwrap_or_default()
+    )
 }
 
 /// The Namespace and Deployment for the member. Errors name what is wrong with the template.
@@ -132,7 +136,9 @@ pub fn apply_body(d: &Deployment) -> Result<serde_json::Value, String> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::api::{AssignmentSpec, CategoryValues, ConfidentialityLabel, TemplateMetadata, WorkloadRef, WorkloadTemplate};
+    use crate::api::{
+        AssignmentSpec, CategoryValues, ConfidentialityLabel, TemplateMetadata, WorkloadRef, WorkloadTemplate,
+    };
     use serde_json::json;
 
     pub(crate) fn assignment(classification: &str) -> Assignment {
@@ -149,7 +155,10 @@ pub(crate) mod tests {
             tier: "core".into(),
             replicas: 2,
             template: WorkloadTemplate {
-                metadata: Some(TemplateMetadata { labels: [("app".into(), "isr".into())].into(), ..Default::default() }),
+                metadata: Some(TemplateMetadata {
+                    labels: [("app".into(), "isr".into())].into(),
+                    ..Default::default()
+                }),
                 spec: json!({"containers": [{"name": "c", "image": "img"}], "nodeSelector": {"disk": "ssd"}}),
             },
             digest: String::new(),

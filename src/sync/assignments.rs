@@ -34,6 +34,8 @@ const MEMBER_WATCH_TIMEOUT_S: u32 = 20;
 const RESYNC: Duration = Duration::from_secs(60);
 /// Retry delay after a failed reconcile.
 const RETRY: Duration = Duration::from_secs(5);
+/// A write this recent is trusted over a store that has not seen it yet.
+const RECENT: Duration = Duration::from_secs(10);
 /// Upper bound of one reconcile.
 const RECONCILE_TIMEOUT: Duration = Duration::from_secs(40);
 
@@ -94,12 +96,15 @@ fn streams(cluster: &str, hub: &Client, member: &Client) -> (Stores, BoxStream<'
     .touched_objects()
     .map(|r| r.map_or_else(|e| Trigger::WatchError("member clearance", e.to_string()), |_| Trigger::All))
     .boxed();
-    let s4 = watcher(Api::<MemberCluster>::all(hub.clone()), watcher::Config::default().fields(&format!("metadata.name={cluster}")))
-        .default_backoff()
-        .reflect(w4)
-        .touched_objects()
-        .map(|r| r.map_or_else(|e| Trigger::WatchError("hub membercluster", e.to_string()), |_| Trigger::All))
-        .boxed();
+    let s4 = watcher(
+        Api::<MemberCluster>::all(hub.clone()),
+        watcher::Config::default().fields(&format!("metadata.name={cluster}")),
+    )
+    .default_backoff()
+    .reflect(w4)
+    .touched_objects()
+    .map(|r| r.map_or_else(|e| Trigger::WatchError("hub membercluster", e.to_string()), |_| Trigger::All))
+    .boxed();
     let s5 = watcher(Api::<SecurityPolicy>::all(hub.clone()), watcher::Config::default())
         .default_backoff()
         .reflect(w5)
@@ -122,7 +127,8 @@ pub async fn run(
         ctx.hub.clone(),
         Reporter { controller: "marshal-syncer".into(), instance: Some(identity.clone()) },
     );
-    let syncer = Syncer { ctx: ctx.clone(), cluster: cluster.clone(), member, stores, recorder };
+    let syncer =
+        Syncer { ctx: ctx.clone(), cluster: cluster.clone(), member, stores, recorder, recent: Default::default() };
 
     // Wait for every store to hold a full list before acting on anything (orphans in particular).
     {
@@ -201,12 +207,17 @@ fn add(s: &Syncer, pending: &mut BTreeSet<String>, t: Trigger) {
     }
 }
 
+/// `(assignment, what)` → (value written, when).
+type Recent = BTreeMap<(String, &'static str), (String, Instant)>;
+
 struct Syncer {
     ctx: Arc<SyncContext>,
     cluster: String,
     member: Client,
     stores: Stores,
     recorder: Recorder,
+    /// Writes whose watch events may not have reached the stores yet: `(assignment, what)` → (value, when).
+    recent: std::sync::Mutex<Recent>,
 }
 
 /// What the status should say.
@@ -219,6 +230,19 @@ struct Core {
 }
 
 impl Syncer {
+    /// Whether `value` was written for `(name, what)` within [`RECENT`].
+    fn recently(&self, name: &str, what: &'static str, value: &str) -> bool {
+        let Ok(recent) = self.recent.lock() else { return false };
+        recent.get(&(name.to_string(), what)).is_some_and(|(v, at)| v == value && at.elapsed() < RECENT)
+    }
+
+    fn remember(&self, name: &str, what: &'static str, value: String) {
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.retain(|_, (_, at)| at.elapsed() < RECENT);
+            recent.insert((name.to_string(), what), (value, Instant::now()));
+        }
+    }
+
     fn hub_ns(&self) -> String {
         cluster_namespace(&self.cluster)
     }
@@ -290,8 +314,12 @@ impl Syncer {
                 return self.report(&a, core).await;
             }
             Some(d) if d.annotations().get(DIGEST_ANNOTATION) == Some(&a.spec.digest) => (*d).clone(),
+            stale if self.recently(name, "apply", &a.spec.digest) => stale.map(|d| (*d).clone()).unwrap_or_default(),
             _ => match self.apply(&namespace, &deployment).await? {
-                Ok(d) => d,
+                Ok(d) => {
+                    self.remember(name, "apply", a.spec.digest.clone());
+                    d
+                }
                 Err(message) => {
                     let core = Core { phase: AssignmentPhase::Failed, ready: 0, digest: String::new(), message };
                     return self.report(&a, core).await;
@@ -409,7 +437,9 @@ impl Syncer {
 
     /// Writes the status when phase, readyReplicas, appliedDigest or message changed.
     async fn report(&self, a: &Assignment, core: Core) -> Result<(), Error> {
-        if current_core(a) == core {
+        let name = a.name_any();
+        let fingerprint = format!("{core:?}");
+        if current_core(a) == core || self.recently(&name, "status", &fingerprint) {
             return Ok(());
         }
         let status = AssignmentStatus {
@@ -420,7 +450,6 @@ impl Syncer {
             synced_at: Some(super::member_status::now()),
             conditions: Vec::new(),
         };
-        let name = a.name_any();
         debug!(cluster = %self.cluster, assignment = %name, old = ?current_core(a), new = ?status, "writing Assignment status");
         let body = json!({
             "apiVersion": Assignment::api_version(&()),
@@ -432,6 +461,7 @@ impl Syncer {
         match api.patch_status(&name, &PatchParams::apply(SYNCER_FIELD_MANAGER).force(), &Patch::Apply(&body)).await {
             Ok(_) => {
                 self.ctx.metrics.write("hub", "apply");
+                self.remember(&name, "status", fingerprint);
                 Ok(())
             }
             Err(e) if is_not_found(&e) => Ok(()),

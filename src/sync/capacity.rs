@@ -134,10 +134,8 @@ pub fn summarise(nodes: &[Node], pods: &[Pod]) -> BTreeMap<String, TierCapacity>
 
 /// Reads the member's nodes and pods and summarises them.
 pub async fn observe(member: &Client) -> Result<BTreeMap<String, TierCapacity>, Error> {
-    let nodes = Api::<Node>::all(member.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(Error::member("list nodes"))?;
+    let nodes =
+        Api::<Node>::all(member.clone()).list(&ListParams::default()).await.map_err(Error::member("list nodes"))?;
     let lp = ListParams::default().fields("status.phase!=Succeeded,status.phase!=Failed");
     let pods = Api::<Pod>::all(member.clone()).list(&lp).await.map_err(Error::member("list pods"))?;
     Ok(summarise(&nodes.items, &pods.items))
@@ -239,14 +237,15 @@ mod tests {
         if let Some(spec) = with_init.spec.as_mut() {
             spec.init_containers = serde_json::from_value(init).unwrap();
         }
-        let limits_only = json!([{"name": "c", "image": "i", "resources": {"limits": {"cpu": "250m", "memory": "1Gi"}}}]);
+        let limits_only =
+            json!([{"name": "c", "image": "i", "resources": {"limits": {"cpu": "250m", "memory": "1Gi"}}}]);
         let pods = [
-            with_init,                                                            // cpu max(1000, 3000) = 3000m
-            pod(Some("core-0"), None, "Running", limits_only),                   // 250m
-            pod(None, Some("core"), "Pending", json!([c("1", "2Gi")])),           // pending, selects core
-            pod(Some("core-0"), None, "Succeeded", json!([c("4", "1Gi")])),       // terminated: ignored
-            pod(Some("core-1"), None, "Running", json!([c("4", "1Gi")])),         // on a not-ready node
-            pod(None, Some("edge"), "Pending", json!([c("1", "1Gi")])),           // tier not present
+            with_init,                                                      // cpu max(1000, 3000) = 3000m
+            pod(Some("core-0"), None, "Running", limits_only),              // 250m
+            pod(None, Some("core"), "Pending", json!([c("1", "2Gi")])),     // pending, selects core
+            pod(Some("core-0"), None, "Succeeded", json!([c("4", "1Gi")])), // terminated: ignored
+            pod(Some("core-1"), None, "Running", json!([c("4", "1Gi")])),   // on a not-ready node
+            pod(None, Some("edge"), "Pending", json!([c("1", "1Gi")])),     // tier not present
         ];
         let s = summarise(&nodes, &pods);
         let free = &s["core"].free;

@@ -22,10 +22,14 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {
     /// The MemberCluster has no `connection.kubeconfigSecretRef`.
-    #[error("spec.connection.kubeconfigSecretRef is not set: push mode needs a kubeconfig Secret; set it, or use mode Pull")]
+    #[error(
+        "spec.connection.kubeconfigSecretRef is not set: push mode needs a kubeconfig Secret; set it, or use mode Pull"
+    )]
     NoSecretRef,
     /// The Secret does not exist.
-    #[error("Secret {namespace}/{name} not found: create it with the member's kubeconfig under key {key}, or fix spec.connection.kubeconfigSecretRef")]
+    #[error(
+        "Secret {namespace}/{name} not found: create it with the member's kubeconfig under key {key}, or fix spec.connection.kubeconfigSecretRef"
+    )]
     SecretNotFound {
         /// Namespace.
         namespace: String,
@@ -35,7 +39,9 @@ pub enum CredentialError {
         key: String,
     },
     /// The Secret has no such key.
-    #[error("Secret {namespace}/{name} has no key {key} (keys: {present}): store the kubeconfig under {key}, or fix spec.connection.kubeconfigSecretRef.key")]
+    #[error(
+        "Secret {namespace}/{name} has no key {key} (keys: {present}): store the kubeconfig under {key}, or fix spec.connection.kubeconfigSecretRef.key"
+    )]
     KeyMissing {
         /// Namespace.
         namespace: String,
@@ -47,19 +53,29 @@ pub enum CredentialError {
         present: String,
     },
     /// The kubeconfig does not parse or names no usable context.
-    #[error("the kubeconfig in the Secret is not valid: {0}; store a kubeconfig with a current-context, its cluster and its user")]
+    #[error(
+        "the kubeconfig in the Secret is not valid: {0}; store a kubeconfig with a current-context, its cluster and its user"
+    )]
     InvalidKubeconfig(String),
     /// The cluster asks to skip TLS verification.
-    #[error("cluster {0} sets insecure-skip-tls-verify: Marshal never talks to a member without verifying its certificate; remove it and add certificate-authority-data")]
+    #[error(
+        "cluster {0} sets insecure-skip-tls-verify: Marshal never talks to a member without verifying its certificate; remove it and add certificate-authority-data"
+    )]
     InsecureSkipTlsVerify(String),
     /// The cluster carries no CA data.
-    #[error("cluster {0} has no certificate-authority-data: embed the member API server's CA (base64 PEM) in the kubeconfig")]
+    #[error(
+        "cluster {0} has no certificate-authority-data: embed the member API server's CA (base64 PEM) in the kubeconfig"
+    )]
     NoCaData(String),
     /// The kubeconfig points at files of the controller's filesystem.
-    #[error("the kubeconfig refers to a file ({0}): a Secret's kubeconfig must embed everything (use the *-data fields or a token)")]
+    #[error(
+        "the kubeconfig refers to a file ({0}): a Secret's kubeconfig must embed everything (use the *-data fields or a token)"
+    )]
     FileReference(String),
     /// The kubeconfig runs a command or an auth provider.
-    #[error("user {0} uses an exec plugin or auth-provider: Marshal does not run commands from Secrets; use a client certificate or a token")]
+    #[error(
+        "user {0} uses an exec plugin or auth-provider: Marshal does not run commands from Secrets; use a client certificate or a token"
+    )]
     ExecNotAllowed(String),
     /// The server is not https.
     #[error("cluster {0} has server {1}: only https:// servers are accepted")]
@@ -259,8 +275,10 @@ mod tests {
 
     #[test]
     fn secret_key_missing_names_the_keys() {
-        let mut secret = Secret::default();
-        secret.data = Some([("other".to_string(), k8s_openapi::ByteString(b"x".to_vec()))].into());
+        let secret = Secret {
+            data: Some([("other".to_string(), k8s_openapi::ByteString(b"x".to_vec()))].into()),
+            ..Secret::default()
+        };
         let r = SecretKeyRef { namespace: "marshal-system".into(), name: "pol-1".into(), key: "kubeconfig".into() };
         let err = kubeconfig_text(&secret, &r).unwrap_err();
         assert_eq!(err.category(), "KeyMissing");

@@ -15,7 +15,9 @@ use tracing::{debug, info, warn};
 
 use super::SyncContext;
 use super::error::{Error, is_conflict, is_not_found};
-use crate::api::{HEARTBEAT_LABEL, HEARTBEAT_LEASE, LABEL_CLUSTER, MANAGED_BY, SYNCER_FIELD_MANAGER, cluster_namespace};
+use crate::api::{
+    HEARTBEAT_LABEL, HEARTBEAT_LEASE, LABEL_CLUSTER, MANAGED_BY, SYNCER_FIELD_MANAGER, cluster_namespace,
+};
 
 /// Time the member has to answer a probe: under the interval, so a dead member never delays the next beat.
 pub fn probe_timeout(interval: Duration) -> Duration {
@@ -113,9 +115,10 @@ pub async fn run(
         if !up {
             continue;
         }
-        if let Err(e) = tokio::time::timeout(interval, renew(&ctx, &cluster, &identity)).await.unwrap_or_else(|_| {
-            Err(Error::Timeout("renew heartbeat Lease".into()))
-        }) {
+        if let Err(e) = tokio::time::timeout(interval, renew(&ctx, &cluster, &identity))
+            .await
+            .unwrap_or_else(|_| Err(Error::Timeout("renew heartbeat Lease".into())))
+        {
             debug!(%cluster, error = %e, "heartbeat not renewed");
         }
     }

@@ -79,7 +79,10 @@ pub fn recheck(
     if a.spec.digest != expected {
         return Err(Refusal {
             reason: "DigestMismatch",
-            message: format!("spec.digest {} does not match the spec (expected {expected}): tampered or stale", a.spec.digest),
+            message: format!(
+                "spec.digest {} does not match the spec (expected {expected}): tampered or stale",
+                a.spec.digest
+            ),
         });
     }
     let own = match own {
@@ -123,7 +126,8 @@ mod tests {
     }
 
     fn configmap(yaml: &str) -> ConfigMap {
-        serde_json::from_value(json!({"metadata": {"name": "marshal-clearance"}, "data": {CLEARANCE_KEY: yaml}})).unwrap()
+        serde_json::from_value(json!({"metadata": {"name": "marshal-clearance"}, "data": {CLEARANCE_KEY: yaml}}))
+            .unwrap()
     }
 
     fn now() -> jiff::Timestamp {

@@ -94,9 +94,12 @@ fn supervise(ctx: &Arc<SyncContext>, store: &Store<MemberCluster>, tasks: &mut H
 /// One member: credentials, then the syncer; reconnects when the Secret changes, backs off on failure.
 async fn member_task(ctx: Arc<SyncContext>, cluster: String, secret: Option<SecretKeyRef>) {
     let identity = format!("syncer/{cluster}");
-    let recorder =
-        Recorder::new(ctx.hub.clone(), Reporter { controller: "marshal-syncer".into(), instance: Some(identity.clone()) });
+    let recorder = Recorder::new(
+        ctx.hub.clone(),
+        Reporter { controller: "marshal-syncer".into(), instance: Some(identity.clone()) },
+    );
     let mut backoff = Duration::from_secs(1);
+    let mut last_refusal: Option<CredentialError> = None;
     loop {
         let text = match read_kubeconfig(&ctx.hub, secret.as_ref()).await {
             Ok(t) => t,
@@ -112,11 +115,15 @@ async fn member_task(ctx: Arc<SyncContext>, cluster: String, secret: Option<Secr
         };
         match client {
             Err(refusal) => {
-                warn!(%cluster, reason = refusal.category(), error = %refusal, "member credentials refused");
+                if last_refusal.as_ref() != Some(&refusal) {
+                    warn!(%cluster, reason = refusal.category(), error = %refusal, "member credentials refused");
+                }
+                last_refusal = Some(refusal.clone());
                 report_credentials(&ctx, &recorder, &cluster, Err(&refusal)).await;
                 wait_for_change(&ctx, secret.as_ref(), &text, CREDENTIALS_RETRY).await;
             }
             Ok(member) => {
+                last_refusal = None;
                 report_credentials(&ctx, &recorder, &cluster, Ok(())).await;
                 tokio::select! {
                     r = run_member(ctx.clone(), cluster.clone(), member, identity.clone()) => {

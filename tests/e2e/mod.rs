@@ -98,8 +98,14 @@ impl ControllerProcess {
             .stderr(log)
             .spawn()
             .expect("start marshal controller");
-        let p = ControllerProcess { child, metrics_addr };
-        wait_for("controller /readyz", Duration::from_secs(60), || p.http("/readyz").filter(|b| b == "ok"));
+        let _ = std::fs::write(format!("{state}/marshal-controller.pid"), child.id().to_string());
+        let mut p = ControllerProcess { child, metrics_addr };
+        wait_for("controller /readyz", Duration::from_secs(60), || {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("marshal controller exited ({status}); see {state}/marshal-controller.log");
+            }
+            p.http("/readyz").filter(|b| b == "ok")
+        });
         p
     }
 

@@ -108,9 +108,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn loopback(value: &str) -> Result<SocketAddr, String> {
-    let addr: SocketAddr = value
-        .parse()
-        .map_err(|e| format!("{value}: not an IP:PORT address: {e}"))?;
+    let addr: SocketAddr = value.parse().map_err(|e| format!("{value}: not an IP:PORT address: {e}"))?;
     if addr.ip().is_loopback() {
         Ok(addr)
     } else {
@@ -123,16 +121,11 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(e) => {
             eprintln!("linkproxy: {e}");
-            eprintln!(
-                "usage: linkproxy --listen 127.0.0.1:PORT --upstream 127.0.0.1:PORT --control FILE"
-            );
+            eprintln!("usage: linkproxy --listen 127.0.0.1:PORT --upstream 127.0.0.1:PORT --control FILE");
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("linkproxy: cannot start runtime: {e}");
@@ -152,9 +145,8 @@ async fn run(args: Args) -> Result<(), String> {
     let initial = read_mode(&args.control).unwrap_or(Mode::Pass);
     write_applied(&args.control, initial);
     let (mode_tx, mode_rx) = watch::channel(initial);
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let listener =
+        TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     eprintln!(
         "linkproxy: {} -> {} (control {}, mode {})",
         args.listen,
@@ -205,8 +197,7 @@ fn write_applied(control: &Path, mode: Mode) {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let result = std::fs::write(&tmp, format!("{}\n", mode.render()))
-        .and_then(|()| std::fs::rename(&tmp, &path));
+    let result = std::fs::write(&tmp, format!("{}\n", mode.render())).and_then(|()| std::fs::rename(&tmp, &path));
     if let Err(e) = result {
         eprintln!("linkproxy: cannot write {}: {e}", path.display());
     }
@@ -236,12 +227,7 @@ async fn wait_link_up(mode_rx: &mut watch::Receiver<Mode>) -> Option<Mode> {
     }
 }
 
-async fn serve(
-    client: TcpStream,
-    peer: SocketAddr,
-    upstream: SocketAddr,
-    mut mode_rx: watch::Receiver<Mode>,
-) {
+async fn serve(client: TcpStream, peer: SocketAddr, upstream: SocketAddr, mut mode_rx: watch::Receiver<Mode>) {
     // A blackholed link answers nothing: hold the connection until the link is back.
     if wait_link_up(&mut mode_rx).await.is_none() {
         return;
@@ -259,26 +245,16 @@ async fn serve(
     let _ = server.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
-    tokio::join!(
-        pump(client_read, server_write, mode_rx.clone()),
-        pump(server_read, client_write, mode_rx),
-    );
+    tokio::join!(pump(client_read, server_write, mode_rx.clone()), pump(server_read, client_write, mode_rx),);
 }
 
 /// Forwards one direction: a reader fills a bounded queue, a writer drains it when the link lets it.
 async fn pump(from: OwnedReadHalf, to: OwnedWriteHalf, mode_rx: watch::Receiver<Mode>) {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::join!(
-        read_side(from, tx, mode_rx.clone()),
-        write_side(to, rx, mode_rx)
-    );
+    tokio::join!(read_side(from, tx, mode_rx.clone()), write_side(to, rx, mode_rx));
 }
 
-async fn read_side(
-    mut from: OwnedReadHalf,
-    tx: mpsc::Sender<(Instant, Vec<u8>)>,
-    mode_rx: watch::Receiver<Mode>,
-) {
+async fn read_side(mut from: OwnedReadHalf, tx: mpsc::Sender<(Instant, Vec<u8>)>, mode_rx: watch::Receiver<Mode>) {
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = match from.read(&mut buf).await {
@@ -336,10 +312,7 @@ mod tests {
         assert_eq!(Mode::parse("up").unwrap(), Mode::Pass);
         assert_eq!(Mode::parse("down").unwrap(), Mode::Blackhole);
         assert_eq!(Mode::parse("blackhole").unwrap(), Mode::Blackhole);
-        assert_eq!(
-            Mode::parse("delay 250\n").unwrap(),
-            Mode::Delay(Duration::from_millis(250))
-        );
+        assert_eq!(Mode::parse("delay 250\n").unwrap(), Mode::Delay(Duration::from_millis(250)));
         assert_eq!(Mode::parse("delay 0").unwrap(), Mode::Pass);
         assert!(Mode::parse("delay").is_err());
         assert!(Mode::parse("delay x").is_err());
@@ -349,11 +322,7 @@ mod tests {
 
     #[test]
     fn renders_round_trip() {
-        for mode in [
-            Mode::Pass,
-            Mode::Blackhole,
-            Mode::Delay(Duration::from_millis(40)),
-        ] {
+        for mode in [Mode::Pass, Mode::Blackhole, Mode::Delay(Duration::from_millis(40))] {
             assert_eq!(Mode::parse(&mode.render()).unwrap(), mode);
         }
     }
@@ -411,15 +380,13 @@ mod tests {
         mode.send_replace(Mode::Blackhole);
         s.write_all(b"held").await.unwrap();
         let mut buf = [0u8; 4];
-        let stalled =
-            tokio::time::timeout(Duration::from_millis(300), s.read_exact(&mut buf)).await;
+        let stalled = tokio::time::timeout(Duration::from_millis(300), s.read_exact(&mut buf)).await;
         assert!(stalled.is_err(), "data went through a blackholed link");
         // A new connection is accepted but gets nothing back.
         let mut fresh = TcpStream::connect(addr).await.unwrap();
         fresh.write_all(b"new").await.unwrap();
         let mut buf3 = [0u8; 3];
-        let stalled =
-            tokio::time::timeout(Duration::from_millis(300), fresh.read_exact(&mut buf3)).await;
+        let stalled = tokio::time::timeout(Duration::from_millis(300), fresh.read_exact(&mut buf3)).await;
         assert!(stalled.is_err());
 
         // Back up: held data and held connections proceed.
@@ -446,9 +413,7 @@ mod tests {
         let (addr, _mode) = proxy(unused, Mode::Pass).await;
         let mut s = TcpStream::connect(addr).await.unwrap();
         let mut buf = [0u8; 1];
-        let r = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf))
-            .await
-            .unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await.unwrap();
         assert!(matches!(r, Ok(0) | Err(_)));
     }
 }
