@@ -53,8 +53,25 @@ cargo test --quiet --manifest-path "$E2E_DIR/linkproxy/Cargo.toml" \
   --target-dir "$TB_CACHE/linkproxy-target" 2>&1 | tee "$LOGDIR/linkproxy.log" || rc=$?
 add_counts "$LOGDIR/linkproxy.log" "$rc"
 
+# On failure, keep every log of the federation (and of the tests, e.g. $MARSHAL_TB_STATE/*.log) before `down`.
+keep_logs() { # exit-status
+  local dest f
+  ((failed > 0 || $1 != 0)) || return 0
+  [[ -d $TB_STATE ]] || return 0
+  dest=${MARSHAL_TB_ARTIFACTS:-/tmp/marshal-tb-logs}/$(date +%Y%m%d-%H%M%S)
+  mkdir -p "$dest"
+  cp -r "$TB_STATE/logs" "$dest/" 2>/dev/null || true
+  for f in "$TB_STATE"/*.log; do
+    [[ -f $f ]] || continue
+    cp "$f" "$dest/"
+    echo "--- last 40 lines of $f"
+    tail -n 40 "$f"
+  done
+  tb_log "logs of the failed run kept in $dest"
+}
+
 "$FED" down
-trap '"$FED" down || true; rm -rf "$LOGDIR"' EXIT
+trap 'keep_logs $?; "$FED" down || true; rm -rf "$LOGDIR"' EXIT
 "$FED" up
 rc=0
 "$E2E_DIR/smoke" 2>&1 | tee "$LOGDIR/smoke.log" || rc=$?

@@ -83,6 +83,8 @@ pub struct Context {
     namespaces: Mutex<BTreeSet<String>>,
     superseded: Mutex<BTreeMap<String, Instant>>,
     ready: tokio::sync::watch::Receiver<bool>,
+    /// Workloads moving off an unreachable cluster, with the time it was detected unreachable.
+    pub failovers: Mutex<BTreeMap<String, Timestamp>>,
     /// The last status this process wrote per workload uid, with the resourceVersion it produced: a newer
     /// memory than a store that has not seen the write's watch event yet.
     written: Mutex<BTreeMap<String, (u64, crate::api::MissionWorkloadStatus)>>,
@@ -291,6 +293,7 @@ pub async fn run(
         namespaces: Mutex::new(BTreeSet::new()),
         superseded: Mutex::new(BTreeMap::new()),
         written: Mutex::new(BTreeMap::new()),
+        failovers: Mutex::new(BTreeMap::new()),
     });
 
     // Any change of clusters, links or policies may change any decision.

@@ -78,6 +78,11 @@ pub fn decide(mw: &MissionWorkload, ctx: &Context, now: Timestamp) -> Decision {
     let t = Instant::now();
     let d = placement::decide(&model, &snap, &hist, now);
     ctx.metrics.decision_duration_seconds.observe(t.elapsed().as_secs_f64());
+    for v in d.verdicts.iter().filter(|v| !v.eligible) {
+        if let Some(f) = v.reason.filter() {
+            ctx.metrics.filter_rejections_total.with_label_values(&[f.as_str()]).inc();
+        }
+    }
     d
 }
 
@@ -141,6 +146,7 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
         .map(|a| (*a).clone())
         .collect();
     let new_status = status::build(mw, &d, &all, Time(now));
+    failover_timing(ctx, mw, &d, &new_status);
     if mw.status.as_ref() != Some(&new_status) {
         patch_status(ctx, mw, &new_status).await?;
     }
@@ -152,6 +158,29 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
         .min(MAX_REQUEUE);
     let pending = leaving.iter().any(|a| a.metadata.deletion_timestamp.is_none()) || hold_new;
     Ok(Action::requeue(if pending { next.min(Duration::from_secs(2)) } else { next }))
+}
+
+/// `marshal_failover_seconds`: from the moment a cluster was detected unreachable (last heartbeat + grace)
+/// until the replicas that left it are ready elsewhere.
+fn failover_timing(ctx: &Context, mw: &MissionWorkload, d: &Decision, s: &crate::api::MissionWorkloadStatus) {
+    let uid = mw.metadata.uid.clone().unwrap_or_default();
+    let grace_ms = i64::from(ctx.settings.cluster_grace_seconds) * 1000;
+    for m in d.moves.iter().filter(|m| m.reason == "Unreachable") {
+        let detected = m
+            .from
+            .as_ref()
+            .and_then(|f| ctx.heartbeat(&f.cluster))
+            .and_then(|hb| Timestamp::from_millisecond(hb.as_millisecond() + grace_ms).ok());
+        if let (Some(t), Ok(mut pending)) = (detected, ctx.failovers.lock()) {
+            pending.entry(uid.clone()).or_insert(t);
+        }
+    }
+    let ready = s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+    if ready && let Ok(mut pending) = ctx.failovers.lock() && let Some(t) = pending.remove(&uid) {
+        let secs = (Timestamp::now().as_millisecond() - t.as_millisecond()) as f64 / 1000.0;
+        ctx.metrics.failover_seconds.observe(secs.max(0.0));
+        info!(workload = %mw.name_any(), seconds = secs, "failover complete");
+    }
 }
 
 async fn record_moves(mw: &MissionWorkload, ctx: &Context, d: &Decision) {
