@@ -329,11 +329,12 @@ fn print_throughput() {
 fn bench_replan(crit: &mut Criterion) {
     let t = now();
     let mut group = crit.benchmark_group("full_replan");
-    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(10));
+    group.sample_size(10).warm_up_time(Duration::from_secs(1));
     for (w, c) in SIZES {
         let f = fleet(w, c);
         let cold = vec![History::default(); w];
         group.throughput(Throughput::Elements(w as u64));
+        group.measurement_time(Duration::from_secs(if w >= 10_000 { 30 } else { 10 }));
         group.bench_with_input(BenchmarkId::new("cold", format!("W{w}xC{c}")), &f, |b, f| {
             b.iter(|| replan(f, &cold, t));
         });

@@ -172,7 +172,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Controller(args) => {
             let runtime = tokio::runtime::Runtime::new().map_err(|e| Error::Output(e.to_string()))?;
-            runtime.block_on(controller(args)).map_err(|message| Error::Runtime(message))
+            runtime.block_on(controller(args)).map_err(Error::Runtime)
         }
         Command::Crd { write: true, dir } => write_crds(&dir),
         Command::Crd { write: false, .. } => {

@@ -81,7 +81,11 @@ impl Metrics {
                 "Age of the cluster's last heartbeat.",
                 &["cluster"],
             )?,
-            cluster_free: fgauge("cluster_free", "Free capacity per tier and resource.", &["cluster", "tier", "resource"])?,
+            cluster_free: fgauge(
+                "cluster_free",
+                "Free capacity per tier and resource.",
+                &["cluster", "tier", "resource"],
+            )?,
             link_state: gauge("link_state", "Link state: 0 Unknown, 1 Down, 2 Degraded, 3 Up.", &["from", "to"])?,
             link_rtt_seconds: fgauge("link_rtt_seconds", "Link round-trip time.", &["from", "to"])?,
             replacements_total: counter("replacements_total", "Replica moves per reason.", &["reason"])?,

@@ -11,8 +11,11 @@ use marshal::placement::{WorkloadModel, decide};
 use serde_json::json;
 
 fn mw() -> MissionWorkload {
-    let mut w = workload_crd("isr-fusion", json!({"replicas": 5, "placement": {"tiers": ["core"], "preferredNations": ["POL", "DEU"],
-        "spread": {"maxReplicasPerCluster": 3}}}));
+    let mut w = workload_crd(
+        "isr-fusion",
+        json!({"replicas": 5, "placement": {"tiers": ["core"], "preferredNations": ["POL", "DEU"],
+        "spread": {"maxReplicasPerCluster": 3}}}),
+    );
     w.metadata.namespace = Some("baltic-shield".into());
     w.metadata.uid = Some("uid-1".into());
     w.metadata.generation = Some(3);
@@ -83,7 +86,9 @@ fn status_is_deterministic_and_feeds_the_next_decision() {
     }
     let s2 = status::build(&w, &d1, &asg, Time(t(20)));
     assert_eq!(s2.ready_replicas, 5);
-    let cond = |s: &marshal::api::MissionWorkloadStatus, ty: &str| s.conditions.iter().find(|c| c.type_ == ty).cloned().unwrap();
+    let cond = |s: &marshal::api::MissionWorkloadStatus, ty: &str| {
+        s.conditions.iter().find(|c| c.type_ == ty).cloned().unwrap()
+    };
     assert_eq!(cond(&s2, "Ready").status, "True");
     assert_eq!(cond(&s2, "Ready").last_transition_time, Time(t(20)));
     assert_eq!(cond(&s2, "Placed").last_transition_time, Time(t(0)));

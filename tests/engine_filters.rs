@@ -231,7 +231,7 @@ fn contradictory_policies_fail_closed() {
     let d = decide(&workload(json!({})), &snap, &History::default(), t(0));
     let v = verdict(&d, "pol-1", "core");
     assert_eq!(v.reason, Reason::PolicyUnknown, "{}", v.message);
-    assert!(v.message.contains("nato-copy"), "{}", v.message);
+    assert!(v.message.contains("nato-copy") && v.message.contains("nato,"), "both policies named: {}", v.message);
     assert!(d.placements.is_empty());
 }
 

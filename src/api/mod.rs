@@ -19,9 +19,9 @@ pub use member_cluster::{
     ResourceAmounts, SecretKeyRef, TaintEffect, TierCapacity,
 };
 pub use mission_workload::{
-    DataSource, FailbackStatus, Failover, FailoverMode, MissionWorkload, MissionWorkloadSpec, MissionWorkloadStatus, Phase, Placement,
-    PlacementMode, PlacementStatus, Spread, TemplateMetadata, Toleration, TolerationOperator, VerdictStatus,
-    WorkloadTemplate,
+    DataSource, FailbackStatus, Failover, FailoverMode, MissionWorkload, MissionWorkloadSpec, MissionWorkloadStatus,
+    Phase, Placement, PlacementMode, PlacementStatus, Spread, TemplateMetadata, Toleration, TolerationOperator,
+    VerdictStatus, WorkloadTemplate,
 };
 pub use security_policy::{CategoryDefinition, CategoryType, SecurityPolicy, SecurityPolicySpec};
 

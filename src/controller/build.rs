@@ -2,15 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
 use crate::api::{
     ASSIGNMENT_FINALIZER, Assignment, AssignmentSpec, LABEL_CLUSTER, LABEL_WORKLOAD_NAME, LABEL_WORKLOAD_NAMESPACE,
-    MissionWorkload, VerdictStatus, WorkloadRef, cluster_namespace,
+    MissionWorkload, WorkloadRef, cluster_namespace,
 };
-use crate::placement::{CurrentPlacement, Decision, History, PendingFailback, Verdict};
+use crate::placement::{Decision, History};
 
 /// Name of a workload's Assignment in `marshal-<cluster>`: `<namespace>.<name>`.
 pub fn assignment_name(mw: &MissionWorkload) -> String {
@@ -75,35 +74,7 @@ pub fn up_to_date(existing: &Assignment, desired: &Assignment) -> bool {
         && existing.finalizers().iter().any(|f| f == ASSIGNMENT_FINALIZER)
 }
 
-fn verdict_from_status(v: &VerdictStatus) -> Option<Verdict> {
-    Some(Verdict {
-        cluster: v.cluster.clone(),
-        tier: v.tier.clone(),
-        eligible: v.eligible,
-        reason: v.reason.parse().ok()?,
-        message: v.message.clone(),
-        since: v.since.as_ref()?.0,
-        observed_at: v.observed_at.as_ref().map(|t| t.0),
-        tolerated_until: None,
-    })
-}
-
 /// The engine's history from the workload's status (status is the controller's only memory).
 pub fn history(mw: &MissionWorkload) -> History {
-    let Some(s) = &mw.status else { return History::default() };
-    History {
-        placements: s
-            .placements
-            .iter()
-            .map(|p| CurrentPlacement {
-                cluster: p.cluster.clone(),
-                tier: p.tier.clone(),
-                replicas: p.replicas,
-                since: p.since.as_ref().map_or(Timestamp::UNIX_EPOCH, |t| t.0),
-                reason: p.reason.clone(),
-            })
-            .collect(),
-        verdicts: s.verdicts.iter().filter_map(verdict_from_status).collect(),
-        failback: s.failback.as_ref().map(|f| PendingFailback { since: f.since.0, targets: f.targets.clone() }),
-    }
+    History::from_status(mw.status.as_ref())
 }

@@ -19,13 +19,19 @@ use crate::api::{FIELD_MANAGER, LinkState, MemberCluster, Phase};
 use crate::placement::quantity::{parse_milli, parse_units};
 
 /// The conditions the controller owns on a MemberCluster, from its heartbeat and accreditation.
-pub fn cluster_conditions(mc: &MemberCluster, heartbeat: Option<Timestamp>, grace_s: u32, now: Timestamp) -> Vec<ConditionSpec> {
+pub fn cluster_conditions(
+    mc: &MemberCluster,
+    heartbeat: Option<Timestamp>,
+    grace_s: u32,
+    now: Timestamp,
+) -> Vec<ConditionSpec> {
     let reachable = match heartbeat {
         None => ConditionSpec {
             type_: "Reachable",
             status: false,
             reason: "NoHeartbeat".into(),
-            message: "no heartbeat Lease yet: check the member's syncer (push) or agent (pull) and its credentials".into(),
+            message: "no heartbeat Lease yet: check the member's syncer (push) or agent (pull) and its credentials"
+                .into(),
         },
         Some(hb) if now.as_millisecond() - hb.as_millisecond() > i64::from(grace_s) * 1000 => ConditionSpec {
             type_: "Reachable",
@@ -55,9 +61,9 @@ async fn update_cluster(ctx: &Context, mc: &MemberCluster, now: Timestamp) {
     let hb = ctx.heartbeat(&name);
     let wanted = cluster_conditions(mc, hb, ctx.settings.cluster_grace_seconds, now);
     let old = mc.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
-    let changed = wanted.iter().any(|w| {
-        !old.iter().any(|o| o.type_ == w.type_ && (o.status == "True") == w.status && o.reason == w.reason)
-    });
+    let changed = wanted
+        .iter()
+        .any(|w| !old.iter().any(|o| o.type_ == w.type_ && (o.status == "True") == w.status && o.reason == w.reason));
     let reachable = wanted.iter().any(|w| w.type_ == "Reachable" && w.status);
     ctx.metrics.cluster_reachable.with_label_values(&[&name]).set(i64::from(reachable));
     if let Some(hb) = hb {
@@ -80,7 +86,11 @@ async fn update_cluster(ctx: &Context, mc: &MemberCluster, now: Timestamp) {
             let (type_, reason, note) = if reachable {
                 (EventType::Normal, "Reachable", format!("{name} is reachable again"))
             } else {
-                (EventType::Warning, "Unreachable", format!("{name}: no heartbeat within {}s", ctx.settings.cluster_grace_seconds))
+                (
+                    EventType::Warning,
+                    "Unreachable",
+                    format!("{name}: no heartbeat within {}s", ctx.settings.cluster_grace_seconds),
+                )
             };
             info!(cluster = %name, reachable, "cluster reachability changed");
             ctx.event(mc, type_, reason, note).await;
@@ -173,7 +183,13 @@ pub async fn run(ctx: Arc<Context>) {
                 } else {
                     "fleet freeze lifted"
                 };
-                ctx.event(any.as_ref(), EventType::Warning, if frozen { "FleetFrozen" } else { "FleetThawed" }, note.into()).await;
+                ctx.event(
+                    any.as_ref(),
+                    EventType::Warning,
+                    if frozen { "FleetFrozen" } else { "FleetThawed" },
+                    note.into(),
+                )
+                .await;
             }
         }
     }

@@ -53,8 +53,10 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// Waits until every store has its first full list. Only one task may call this: a store's readiness
-    /// signal wakes a single waiter, so everyone else waits on [`Context::wait_ready`].
+    /// Waits until every side store has its first full list. Only one task may call this: a store's readiness
+    /// signal (kube-runtime's `DelayedInit`, a oneshot) wakes a single waiter, so everyone else waits on
+    /// [`Context::wait_ready`]. The workloads store is left out on purpose: the Controller's runner already
+    /// waits on it, and a second waiter could leave one of the two asleep forever.
     async fn wait_all(&self) {
         let _ = futures::join!(
             self.clusters.wait_until_ready(),
@@ -62,7 +64,6 @@ impl Stores {
             self.policies.wait_until_ready(),
             self.assignments.wait_until_ready(),
             self.leases.wait_until_ready(),
-            self.workloads.wait_until_ready(),
         );
     }
 }
@@ -145,7 +146,12 @@ impl Context {
     }
 
     /// Remembers a status write (see [`Context::freshest`]).
-    pub fn remember_status(&self, uid: &str, resource_version: Option<&str>, status: &crate::api::MissionWorkloadStatus) {
+    pub fn remember_status(
+        &self,
+        uid: &str,
+        resource_version: Option<&str>,
+        status: &crate::api::MissionWorkloadStatus,
+    ) {
         if let (Ok(mut m), Some(rv)) = (self.written.lock(), resource_version.and_then(|v| v.parse::<u64>().ok())) {
             if m.len() > 100_000 {
                 m.clear();
@@ -235,19 +241,15 @@ where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = watcher(api, cfg)
-        .default_backoff()
-        .reflect(writer)
-        .touched_objects()
-        .filter_map(|r| async move {
-            match r {
-                Ok(o) => Some(Arc::new(o)),
-                Err(e) => {
-                    warn!(error = %e, "watch error");
-                    None
-                }
+    let stream = watcher(api, cfg).default_backoff().reflect(writer).touched_objects().filter_map(|r| async move {
+        match r {
+            Ok(o) => Some(Arc::new(o)),
+            Err(e) => {
+                warn!(error = %e, "watch error");
+                None
             }
-        });
+        }
+    });
     (reader, stream)
 }
 

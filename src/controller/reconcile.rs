@@ -98,7 +98,8 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
     let leaving: Vec<&Arc<Assignment>> =
         existing.iter().filter(|a| !desired.iter().any(|d| d.spec.cluster == a.spec.cluster)).collect();
     let exclusive = mw.spec.failover.mode == FailoverMode::BreakBeforeMake;
-    let hold_new = exclusive && leaving.iter().any(|a| snap_reachable(&a.spec.cluster) || a.metadata.deletion_timestamp.is_some());
+    let hold_new =
+        exclusive && leaving.iter().any(|a| snap_reachable(&a.spec.cluster) || a.metadata.deletion_timestamp.is_some());
 
     for want in &desired {
         let current = existing.iter().find(|a| a.spec.cluster == want.spec.cluster);
@@ -128,23 +129,25 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
         let replacement_ready = ready_new >= wanted;
         if exclusive || !reachable || replacement_ready || superseded_for >= MAKE_BEFORE_BREAK_TIMEOUT {
             if reachable && !exclusive && !replacement_ready {
-                ctx.event(mw, EventType::Warning, "MakeBeforeBreakTimeout", format!(
-                    "removing {} from {} although its replacement is not ready after {}s",
-                    old.name_any(), old.spec.cluster, MAKE_BEFORE_BREAK_TIMEOUT.as_secs()
-                )).await;
+                ctx.event(
+                    mw,
+                    EventType::Warning,
+                    "MakeBeforeBreakTimeout",
+                    format!(
+                        "removing {} from {} although its replacement is not ready after {}s",
+                        old.name_any(),
+                        old.spec.cluster,
+                        MAKE_BEFORE_BREAK_TIMEOUT.as_secs()
+                    ),
+                )
+                .await;
             }
             delete_assignment(ctx, old).await?;
         }
     }
 
-    let all: Vec<Assignment> = ctx
-        .stores
-        .assignments
-        .state()
-        .into_iter()
-        .filter(|a| build::belongs_to(a, mw))
-        .map(|a| (*a).clone())
-        .collect();
+    let all: Vec<Assignment> =
+        ctx.stores.assignments.state().into_iter().filter(|a| build::belongs_to(a, mw)).map(|a| (*a).clone()).collect();
     let new_status = status::build(mw, &d, &all, Time(now));
     failover_timing(ctx, mw, &d, &new_status);
     if mw.status.as_ref() != Some(&new_status) {
@@ -153,7 +156,9 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
     record_moves(mw, ctx, &d).await;
     let next = d
         .next_review
-        .map(|t| Duration::from_millis(u64::try_from((t.as_millisecond() - now.as_millisecond()).max(1000)).unwrap_or(1000)))
+        .map(|t| {
+            Duration::from_millis(u64::try_from((t.as_millisecond() - now.as_millisecond()).max(1000)).unwrap_or(1000))
+        })
         .unwrap_or(MAX_REQUEUE)
         .min(MAX_REQUEUE);
     let pending = leaving.iter().any(|a| a.metadata.deletion_timestamp.is_none()) || hold_new;
@@ -176,7 +181,10 @@ fn failover_timing(ctx: &Context, mw: &MissionWorkload, d: &Decision, s: &crate:
         }
     }
     let ready = s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
-    if ready && let Ok(mut pending) = ctx.failovers.lock() && let Some(t) = pending.remove(&uid) {
+    if ready
+        && let Ok(mut pending) = ctx.failovers.lock()
+        && let Some(t) = pending.remove(&uid)
+    {
         let secs = (Timestamp::now().as_millisecond() - t.as_millisecond()) as f64 / 1000.0;
         ctx.metrics.failover_seconds.observe(secs.max(0.0));
         info!(workload = %mw.name_any(), seconds = secs, "failover complete");
@@ -187,7 +195,8 @@ async fn record_moves(mw: &MissionWorkload, ctx: &Context, d: &Decision) {
     if d.moves.is_empty() {
         return;
     }
-    let slot = |s: &Option<placement::Slot>| s.as_ref().map_or("-".to_string(), |s| format!("{}/{}", s.cluster, s.tier));
+    let slot =
+        |s: &Option<placement::Slot>| s.as_ref().map_or("-".to_string(), |s| format!("{}/{}", s.cluster, s.tier));
     let lines: Vec<String> = d
         .moves
         .iter()
@@ -195,7 +204,10 @@ async fn record_moves(mw: &MissionWorkload, ctx: &Context, d: &Decision) {
         .collect();
     for m in &d.moves {
         if m.from.is_some() {
-            ctx.metrics.replacements_total.with_label_values(&[replacement_category(&m.reason)]).inc_by(u64::from(m.replicas));
+            ctx.metrics
+                .replacements_total
+                .with_label_values(&[replacement_category(&m.reason)])
+                .inc_by(u64::from(m.replicas));
         }
     }
     let first = d.moves.iter().all(|m| m.from.is_none());
@@ -230,7 +242,9 @@ async fn ensure_namespace(ctx: &Context, name: &str) -> Result<(), Error> {
             },
             ..Default::default()
         };
-        api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns)).await.map_err(hub("create namespace"))?;
+        api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
+            .await
+            .map_err(hub("create namespace"))?;
         ctx.metrics.write("hub", "apply");
     }
     ctx.remember_namespace(name);

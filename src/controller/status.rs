@@ -49,10 +49,8 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
         .collect();
     let placed: u32 = placements.iter().map(|p| p.replicas).sum();
     let ready: u32 = placements.iter().map(|p| p.ready_replicas).sum();
-    let refused: Vec<&Assignment> = assignments
-        .iter()
-        .filter(|a| a.status.as_ref().is_some_and(|s| s.phase == AssignmentPhase::Refused))
-        .collect();
+    let refused: Vec<&Assignment> =
+        assignments.iter().filter(|a| a.status.as_ref().is_some_and(|s| s.phase == AssignmentPhase::Refused)).collect();
 
     let mut conds = vec![
         ConditionSpec {
@@ -86,11 +84,18 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
         },
     ];
     if let Some(why) = &d.invalid {
-        conds.push(ConditionSpec { type_: "Invalid", status: true, reason: "InvalidTemplate".into(), message: why.clone() });
+        conds.push(ConditionSpec {
+            type_: "Invalid",
+            status: true,
+            reason: "InvalidTemplate".into(),
+            message: why.clone(),
+        });
     }
-    let same_placements = old.placements.iter().map(|p| (&p.cluster, &p.tier, p.replicas)).eq(placements
+    let same_placements = old
+        .placements
         .iter()
-        .map(|p| (&p.cluster, &p.tier, p.replicas)));
+        .map(|p| (&p.cluster, &p.tier, p.replicas))
+        .eq(placements.iter().map(|p| (&p.cluster, &p.tier, p.replicas)));
     let last_decision_time = if same_placements && old.last_decision_time.is_some() {
         old.last_decision_time.clone()
     } else {

@@ -336,10 +336,7 @@ pub fn residency(c: &ClusterFacts, w: &WorkloadModel) -> Result<(), Fail> {
 /// Filter 6: host nation admission.
 pub fn host_admission(c: &ClusterFacts, owner: &str, m: &Matched<'_>) -> Result<(), Fail> {
     if !c.owner_nations.contains("*") && !c.owner_nations.contains(owner) {
-        return Err(fail(
-            Reason::HostRefused,
-            format!("host {} does not accept workloads owned by {owner}", c.nation),
-        ));
+        return Err(fail(Reason::HostRefused, format!("host {} does not accept workloads owned by {owner}", c.nation)));
     }
     if let Some(max) = &c.max_classification {
         let label_rank = m.policy.rank(m.classification);

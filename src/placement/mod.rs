@@ -118,6 +118,25 @@ impl Decision {
     pub fn placed(&self) -> u32 {
         self.placements.iter().map(|p| p.replicas).sum()
     }
+
+    /// The history this decision leaves for the next one (what the controller keeps in status).
+    pub fn history(&self) -> History {
+        History {
+            placements: self
+                .placements
+                .iter()
+                .map(|p| CurrentPlacement {
+                    cluster: p.cluster.clone(),
+                    tier: p.tier.clone(),
+                    replicas: p.replicas,
+                    since: p.since,
+                    reason: p.reason.to_string(),
+                })
+                .collect(),
+            verdicts: self.verdicts.clone(),
+            failback: self.failback.clone(),
+        }
+    }
 }
 
 /// Decides one workload's placement. Pure and deterministic.

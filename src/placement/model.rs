@@ -190,16 +190,23 @@ impl Snapshot {
         settings: Settings,
     ) -> Self {
         let mut by_id: BTreeMap<String, PolicyEntry> = BTreeMap::new();
+        let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for p in policies {
             let name = p.metadata.name.clone().unwrap_or_default();
             let id = p.spec.policy_identifier.clone();
+            names.entry(id.clone()).or_default().push(name.clone());
             let entry = match by_id.remove(&id) {
                 None => PolicyEntry::Known(p.spec.clone()),
                 Some(PolicyEntry::Known(existing)) if existing == p.spec => PolicyEntry::Known(existing),
-                Some(PolicyEntry::Known(_)) => PolicyEntry::Contradictory(vec![name]),
-                Some(PolicyEntry::Contradictory(mut names)) => {
-                    names.push(name);
-                    PolicyEntry::Contradictory(names)
+                Some(PolicyEntry::Known(_)) => {
+                    let mut all = names.get(&id).cloned().unwrap_or_default();
+                    all.sort();
+                    PolicyEntry::Contradictory(all)
+                }
+                Some(PolicyEntry::Contradictory(mut listed)) => {
+                    listed.push(name);
+                    listed.sort();
+                    PolicyEntry::Contradictory(listed)
                 }
             };
             by_id.insert(id, entry);
@@ -359,6 +366,44 @@ pub struct History {
     pub verdicts: Vec<super::Verdict>,
     /// Pending failback.
     pub failback: Option<PendingFailback>,
+}
+
+impl History {
+    /// The engine's history from a workload's status (status is the controller's only memory). Verdicts
+    /// whose reason or time cannot be read are left out (their `since` restarts).
+    pub fn from_status(status: Option<&crate::api::MissionWorkloadStatus>) -> History {
+        let Some(s) = status else { return History::default() };
+        History {
+            placements: s
+                .placements
+                .iter()
+                .map(|p| CurrentPlacement {
+                    cluster: p.cluster.clone(),
+                    tier: p.tier.clone(),
+                    replicas: p.replicas,
+                    since: p.since.as_ref().map_or(Timestamp::UNIX_EPOCH, |t| t.0),
+                    reason: p.reason.clone(),
+                })
+                .collect(),
+            verdicts: s
+                .verdicts
+                .iter()
+                .filter_map(|v| {
+                    Some(super::Verdict {
+                        cluster: v.cluster.clone(),
+                        tier: v.tier.clone(),
+                        eligible: v.eligible,
+                        reason: v.reason.parse().ok()?,
+                        message: v.message.clone(),
+                        since: v.since.as_ref()?.0,
+                        observed_at: v.observed_at.as_ref().map(|t| t.0),
+                        tolerated_until: None,
+                    })
+                })
+                .collect(),
+            failback: s.failback.as_ref().map(|f| PendingFailback { since: f.since.0, targets: f.targets.clone() }),
+        }
+    }
 }
 
 /// The reported state of a link, for convenience in tests and the planner.

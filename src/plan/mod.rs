@@ -11,9 +11,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 
 use crate::api::{ClusterTaint, LinkState, MemberCluster, MissionWorkload, conditions};
-use crate::placement::{
-    self, ClusterFacts, CurrentPlacement, Decision, History, Request, Resources, Settings, Snapshot, WorkloadModel,
-};
+use crate::placement::{self, ClusterFacts, Decision, History, Request, Resources, Settings, Snapshot, WorkloadModel};
 use input::Inputs;
 use scenario::{Event, EventKind};
 
@@ -160,21 +158,7 @@ impl Sim {
             for p in &d.placements {
                 add_usage(&mut used, &p.cluster, &p.tier, model.request, i64::from(p.replicas));
             }
-            let next = History {
-                placements: d
-                    .placements
-                    .iter()
-                    .map(|p| CurrentPlacement {
-                        cluster: p.cluster.clone(),
-                        tier: p.tier.clone(),
-                        replicas: p.replicas,
-                        since: p.since,
-                        reason: p.reason.to_string(),
-                    })
-                    .collect(),
-                verdicts: d.verdicts.clone(),
-                failback: d.failback.clone(),
-            };
+            let next = d.history();
             self.history.insert(key.clone(), next);
             out.insert(key, d);
         }
@@ -307,7 +291,7 @@ pub fn run(inputs: &Inputs, events: &[Event], now: Option<Timestamp>, settings: 
     };
     for w in &inputs.workloads {
         let model = WorkloadModel::from_crd(w);
-        let hist = history_from_status(w);
+        let hist = History::from_status(w.status.as_ref());
         sim.history.insert(model.key.clone(), hist);
         sim.workloads.insert(model.key.clone(), (w.clone(), model));
     }
@@ -347,25 +331,4 @@ pub fn run(inputs: &Inputs, events: &[Event], now: Option<Timestamp>, settings: 
         steps.push(Step { at_seconds: t, event: Some(described.join("; ")), decisions });
     }
     Ok(Plan { now: t0, steps })
-}
-
-/// The engine's history from a workload's status (placements and verdicts), so plans can start from a
-/// running state.
-pub fn history_from_status(w: &MissionWorkload) -> History {
-    let Some(s) = &w.status else { return History::default() };
-    History {
-        placements: s
-            .placements
-            .iter()
-            .map(|p| CurrentPlacement {
-                cluster: p.cluster.clone(),
-                tier: p.tier.clone(),
-                replicas: p.replicas,
-                since: p.since.as_ref().map_or(Timestamp::UNIX_EPOCH, |t| t.0),
-                reason: p.reason.clone(),
-            })
-            .collect(),
-        verdicts: Vec::new(),
-        failback: None,
-    }
 }

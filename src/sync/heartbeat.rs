@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -54,10 +54,15 @@ pub async fn ensure_hub_namespace(ctx: &SyncContext, cluster: &str) -> Result<()
     if api.get_opt(&ns).await.map_err(Error::hub(format!("read Namespace {ns}")))?.is_some() {
         return Ok(());
     }
-    let obj: Namespace = serde_json::from_value(json!({
-        "metadata": {"name": ns, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, LABEL_CLUSTER: cluster}}
-    }))
-    .map_err(|e| Error::InvalidAssignment(e.to_string()))?;
+    let labels = [("app.kubernetes.io/managed-by", MANAGED_BY), (LABEL_CLUSTER, cluster)];
+    let obj = Namespace {
+        metadata: ObjectMeta {
+            name: Some(ns.clone()),
+            labels: Some(labels.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
     match api.create(&PostParams::default(), &obj).await {
         Ok(_) => {
             ctx.metrics.write("hub", "create");

@@ -4,8 +4,7 @@
 use jiff::Timestamp;
 use marshal::api::{ClusterLink, MissionWorkload, SecurityPolicy};
 use marshal::placement::{
-    ClusterFacts, CurrentPlacement, Decision, History, Resources, Settings, Snapshot, WorkloadModel,
-    model::ClearanceFacts,
+    ClusterFacts, Decision, History, Resources, Settings, Snapshot, WorkloadModel, model::ClearanceFacts,
 };
 use serde_json::{Value, json};
 
@@ -109,21 +108,7 @@ pub fn snapshot(clusters: Vec<ClusterFacts>, links: &[ClusterLink]) -> Snapshot 
 
 /// The history a decision leaves behind (what the controller stores in status).
 pub fn history(d: &Decision) -> History {
-    History {
-        placements: d
-            .placements
-            .iter()
-            .map(|p| CurrentPlacement {
-                cluster: p.cluster.clone(),
-                tier: p.tier.clone(),
-                replicas: p.replicas,
-                since: p.since,
-                reason: p.reason.to_string(),
-            })
-            .collect(),
-        verdicts: d.verdicts.clone(),
-        failback: d.failback.clone(),
-    }
+    d.history()
 }
 
 /// `cluster/tier=replicas`, sorted, for compact assertions.

@@ -23,7 +23,9 @@ pub fn kubectl_stdin(cluster: &str, args: &[&str], input: Option<&str>) -> Resul
     use std::io::Write;
     let mut cmd = Command::new("kubectl");
     cmd.arg("--kubeconfig").arg(kubeconfig(cluster)).args(args);
-    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() }).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("kubectl in PATH");
     if let Some(text) = input {
         child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write stdin");
@@ -118,7 +120,9 @@ impl ControllerProcess {
         let mut body = String::new();
         s.read_to_string(&mut body).ok()?;
         let (head, rest) = body.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.1 200").then(|| rest.to_string()).or_else(|| head.starts_with("HTTP/1.0 200").then(|| rest.to_string()))
+        head.starts_with("HTTP/1.1 200")
+            .then(|| rest.to_string())
+            .or_else(|| head.starts_with("HTTP/1.0 200").then(|| rest.to_string()))
     }
 
     /// Sum of `marshal_api_writes_total` over the series `keep` accepts (by their label text).
@@ -155,7 +159,14 @@ pub fn placements(mw: &Value) -> Vec<String> {
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|p| format!("{}/{}={}", p["cluster"].as_str().unwrap_or(""), p["tier"].as_str().unwrap_or(""), p["replicas"]))
+                .map(|p| {
+                    format!(
+                        "{}/{}={}",
+                        p["cluster"].as_str().unwrap_or(""),
+                        p["tier"].as_str().unwrap_or(""),
+                        p["replicas"]
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -163,7 +174,11 @@ pub fn placements(mw: &Value) -> Vec<String> {
 
 /// The status of a condition.
 pub fn condition(obj: &Value, type_: &str) -> Option<String> {
-    obj["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_).map(|c| c["status"].as_str().unwrap_or("").to_string())
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| c["status"].as_str().unwrap_or("").to_string())
 }
 
 /// Members of the federation.
