@@ -107,6 +107,10 @@ fn check_members_except(name: &str, unreachable: &[&str]) {
 
 fn setup() -> (ControllerProcess, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
     step("install CRDs, the admission policy and the Baltic example");
+    // A failed earlier run may have left a link cut.
+    for m in MEMBERS {
+        federation(&["link", m, "up"]);
+    }
     let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
     kubectl("hub", &["apply", "--server-side", "--force-conflicts", "-f", crds]).expect("CRDs");
     kubectl("hub", &["wait", "--for", "condition=established", "--timeout=60s", "crd", "-l", "!nothing"]).ok();
@@ -398,6 +402,40 @@ fn failover_and_failback(c: &ControllerProcess) {
     kubectl("hub", &["delete", "mw", "-n", NS, "e2e-failover"]).expect("delete");
 }
 
+fn leader(c: &ControllerProcess) -> Option<bool> {
+    let m = c.http("/metrics")?;
+    let line = m.lines().find(|l| l.starts_with("marshal_leader "))?;
+    Some(line.ends_with(" 1"))
+}
+
+fn leader_election(c: ControllerProcess) {
+    step("leader election: two replicas, one leads; kill it and the other takes over");
+    c.stop();
+    let ns = "--leader-namespace=default";
+    let a = ControllerProcess::start_unready(18091, &["--leader-elect", ns]);
+    let b = ControllerProcess::start_unready(18092, &["--leader-elect", ns]);
+    let (leader, follower) = wait_for("one leader", Duration::from_secs(60), || match (leader(&a), leader(&b)) {
+        (Some(true), _) => Some((a_ref(&a), 1)),
+        (_, Some(true)) => Some((a_ref(&b), 0)),
+        _ => None,
+    });
+    let _ = leader;
+    let (leading, waiting) = if follower == 1 { (a, b) } else { (b, a) };
+    assert_eq!(waiting.http("/readyz").as_deref(), None, "a follower is not ready (it does not write)");
+    let before = waiting.writes(|_| true);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(waiting.writes(|_| true), before, "a follower writes nothing");
+    leading.stop();
+    let t = Instant::now();
+    wait_for("the follower takes over", Duration::from_secs(60), || (leader(&waiting) == Some(true)).then_some(()));
+    eprintln!("  follower took over {:.1}s after the leader died (Lease 15 s)", t.elapsed().as_secs_f64());
+    waiting.stop();
+}
+
+fn a_ref(c: &ControllerProcess) -> String {
+    c.metrics_addr.clone()
+}
+
 #[test]
 fn controller_end_to_end() {
     let (c, stop, monitor) = setup();
@@ -411,7 +449,7 @@ fn controller_end_to_end() {
     for member in MEMBERS {
         assert!(member_deployment(member, NS, "nuclear-planning").is_none());
     }
+    leader_election(c);
     stop.store(true, Ordering::Relaxed);
     let _ = monitor.join();
-    c.stop();
 }

@@ -5,5 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 pidfile=${MARSHAL_TB_STATE:-/tmp/marshal-tb}/marshal-controller.pid
-trap '[[ -f $pidfile ]] && kill "$(cat "$pidfile")" 2>/dev/null; rm -f "$pidfile"' EXIT
+stop_controller() {
+  if [[ -f $pidfile ]]; then kill "$(cat "$pidfile")" 2>/dev/null || true; fi
+  rm -f "$pidfile"
+}
+trap stop_controller EXIT
 cargo test --offline --features e2e --test e2e_controller -- --nocapture --test-threads=1

@@ -70,6 +70,20 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
     let mut verdicts = Vec::with_capacity(snap.clusters.len() * 2);
     let mut tiers: Vec<&str> = Vec::with_capacity(4);
     let mut revoked = Vec::new();
+    let source = w.placement.data_source.as_ref().map(|ds| snap.cluster_index(&ds.cluster));
+    // Previous verdicts are sorted by (cluster, tier) when they come from a decision or from status.
+    let sorted = hist.verdicts.is_sorted_by(|a, b| (&a.cluster, &a.tier) <= (&b.cluster, &b.tier));
+    let previous = |cluster: &str, tier: &str| -> Option<&Verdict> {
+        if sorted {
+            let i = hist
+                .verdicts
+                .binary_search_by(|v| (v.cluster.as_str(), v.tier.as_str()).cmp(&(cluster, tier)))
+                .ok()?;
+            hist.verdicts.get(i)
+        } else {
+            hist.verdicts.iter().find(|v| v.cluster == cluster && v.tier == tier)
+        }
+    };
     for (ci, c) in snap.clusters.iter().enumerate() {
         let current = hist.placements.iter().find(|p| p.cluster == c.name);
         let reach = filters::reachable(c, grace, now);
@@ -77,7 +91,12 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
             .and_then(|_| filters::sovereignty(c, &w.label, snap))
             .and_then(|m| filters::residency(c, w).and_then(|_| filters::host_admission(c, &w.owner, &m)))
             .and_then(|_| filters::selector(c, w.selector.as_ref()));
-        let link = filters::link(c, w, snap, now);
+        // The link is only looked at when the cheaper filters before it pass.
+        let link = if reach.is_ok() && cluster_static.is_ok() {
+            filters::link(ci, w, snap, source, now)
+        } else {
+            Ok(u32::MAX)
+        };
         let nation_rank = w.preferred_nations.iter().position(|n| *n == c.nation).unwrap_or(w.preferred_nations.len());
 
         tiers.clear();
@@ -125,7 +144,7 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
                 None => (Reason::Eligible, "passed every filter".to_string(), None),
                 Some(f) => (f.reason, f.message, f.observed_at),
             };
-            let prev = hist.verdicts.iter().find(|v| v.cluster == c.name && v.tier == t);
+            let prev = previous(&c.name, t);
             let cls = class(eligible, reason);
             let since = prev.filter(|p| class(p.eligible, p.reason) == cls).map_or(now, |p| p.since);
 

@@ -398,52 +398,57 @@ pub fn tier(c: &ClusterFacts, w: &WorkloadModel, tier: &str) -> Result<(), Fail>
 }
 
 /// Filter 9: the path from the data source meets the workload's needs with fresh facts.
+/// `source` is the data source's cluster index (`Some(None)` when the source is not a known cluster).
 /// Returns the RTT used for scoring (0 at the source).
-pub fn link(c: &ClusterFacts, w: &WorkloadModel, snap: &Snapshot, now: Timestamp) -> Result<u32, Fail> {
-    let Some(ds) = &w.placement.data_source else { return Ok(0) };
-    if ds.cluster == c.name {
+pub fn link(ci: usize, w: &WorkloadModel, snap: &Snapshot, source: Option<Option<usize>>, now: Timestamp) -> Result<u32, Fail> {
+    let (Some(ds), Some(source)) = (&w.placement.data_source, source) else { return Ok(0) };
+    let Some(src) = source else {
+        return Err(fail(Reason::LinkInsufficient, format!("data source cluster {} is not a MemberCluster", ds.cluster)));
+    };
+    if src == ci {
         return Ok(0);
     }
-    let name = format!("{}.{}", ds.cluster, c.name);
-    let Some(l) = snap.link(&ds.cluster, &c.name) else {
+    let Some(((from, to), l)) = snap.link_between(src, ci) else {
+        let name = format!("{}.{}", ds.cluster, snap.clusters[ci].name);
         return Err(fail(Reason::LinkInsufficient, format!("no ClusterLink {name} (or reverse)")));
     };
-    check_link(l, &name, ds.max_rtt_ms, ds.min_bandwidth_mbps, now)
+    check_link(l, from, to, ds.max_rtt_ms, ds.min_bandwidth_mbps, now)
 }
 
 fn check_link(
     l: &LinkFacts,
-    name: &str,
+    from: &str,
+    to: &str,
     max_rtt: Option<u32>,
     min_bw: Option<u32>,
     now: Timestamp,
 ) -> Result<u32, Fail> {
     let Some(at) = l.observed_at else {
-        return Err(fail(Reason::LinkInsufficient, format!("link {name} has never been measured")));
+        return Err(fail(Reason::LinkInsufficient, format!("link {from}.{to} has never been measured")));
     };
     let age = age_s(now, at);
     if age > i64::from(l.stale_after_seconds) {
         return Err(Fail {
             reason: Reason::LinkInsufficient,
-            message: format!("link {name} facts from {at} are stale (staleAfterSeconds {})", l.stale_after_seconds),
+            message: format!("link {from}.{to} facts from {at} are stale (staleAfterSeconds {})", l.stale_after_seconds),
             observed_at: Some(at),
         });
     }
     if l.state != LinkState::Up {
-        return Err(fail(Reason::LinkInsufficient, format!("link {name} is {:?}", l.state)));
+        return Err(fail(Reason::LinkInsufficient, format!("link {from}.{to} is {:?}", l.state)));
     }
     let rtt = match (l.rtt_ms, max_rtt) {
         (Some(r), Some(max)) if r > max => {
-            return Err(fail(Reason::LinkInsufficient, format!("link {name} rtt {r}ms > maxRttMs {max}")));
+            return Err(fail(Reason::LinkInsufficient, format!("link {from}.{to} rtt {r}ms > maxRttMs {max}")));
         }
-        (None, Some(_)) => return Err(fail(Reason::LinkInsufficient, format!("link {name} rtt unknown"))),
+        (None, Some(_)) => return Err(fail(Reason::LinkInsufficient, format!("link {from}.{to} rtt unknown"))),
         (r, _) => r.unwrap_or(0),
     };
     match (l.bandwidth_mbps, min_bw) {
         (Some(b), Some(min)) if b < min => {
-            Err(fail(Reason::LinkInsufficient, format!("link {name} bandwidth {b}Mbps < minBandwidthMbps {min}")))
+            Err(fail(Reason::LinkInsufficient, format!("link {from}.{to} bandwidth {b}Mbps < minBandwidthMbps {min}")))
         }
-        (None, Some(_)) => Err(fail(Reason::LinkInsufficient, format!("link {name} bandwidth unknown"))),
+        (None, Some(_)) => Err(fail(Reason::LinkInsufficient, format!("link {from}.{to} bandwidth unknown"))),
         _ => Ok(rtt),
     }
 }

@@ -177,6 +177,8 @@ pub struct Snapshot {
     pub clusters: Vec<ClusterFacts>,
     /// Links by (from, to).
     pub links: BTreeMap<(String, String), LinkFacts>,
+    /// The key of `links` for each pair of cluster indexes, in both directions (`from → to` wins).
+    pub link_index: std::collections::HashMap<(usize, usize), (String, String)>,
     /// Settings.
     pub settings: Settings,
 }
@@ -212,8 +214,18 @@ impl Snapshot {
             by_id.insert(id, entry);
         }
         clusters.sort_by(|a, b| a.name.cmp(&b.name));
-        let links = links.iter().map(|l| ((l.spec.from.clone(), l.spec.to.clone()), LinkFacts::from_crd(l))).collect();
-        Snapshot { policies: by_id, clusters, links, settings }
+        let links: BTreeMap<(String, String), LinkFacts> =
+            links.iter().map(|l| ((l.spec.from.clone(), l.spec.to.clone()), LinkFacts::from_crd(l))).collect();
+        let mut snap = Snapshot { policies: by_id, clusters, links, link_index: Default::default(), settings };
+        let mut index = std::collections::HashMap::new();
+        for (from, to) in snap.links.keys() {
+            if let (Some(a), Some(b)) = (snap.cluster_index(from), snap.cluster_index(to)) {
+                index.insert((a, b), (from.clone(), to.clone()));
+                index.entry((b, a)).or_insert_with(|| (from.clone(), to.clone()));
+            }
+        }
+        snap.link_index = index;
+        snap
     }
 
     /// The link between two clusters: `from → to`, falling back to `to → from`.
@@ -221,6 +233,12 @@ impl Snapshot {
         self.links
             .get(&(from.to_string(), to.to_string()))
             .or_else(|| self.links.get(&(to.to_string(), from.to_string())))
+    }
+
+    /// The link between two clusters by index (`from → to`, falling back to `to → from`), with its key.
+    pub fn link_between(&self, from: usize, to: usize) -> Option<(&(String, String), &LinkFacts)> {
+        let key = self.link_index.get(&(from, to))?;
+        Some((key, self.links.get(key)?))
     }
 
     /// Index of a cluster by name.

@@ -82,8 +82,22 @@ pub struct ControllerProcess {
 }
 
 impl ControllerProcess {
-    /// Starts `marshal controller` against the hub (logs to `$MARSHAL_TB_STATE/marshal-controller.log`).
+    /// Starts `marshal controller` and waits for `/readyz`.
     pub fn start(metrics_port: u16, extra: &[&str]) -> Self {
+        let mut p = Self::start_unready(metrics_port, extra);
+        let state = std::env::var("MARSHAL_TB_STATE").unwrap_or_else(|_| "/tmp".into());
+        wait_for("controller /readyz", Duration::from_secs(60), || {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                panic!("marshal controller exited ({status}); see {state}/marshal-controller.log");
+            }
+            p.http("/readyz").filter(|b| b == "ok")
+        });
+        p
+    }
+
+    /// Starts `marshal controller` against the hub (logs to `$MARSHAL_TB_STATE/marshal-controller.log`) and
+    /// waits only for its metrics endpoint.
+    pub fn start_unready(metrics_port: u16, extra: &[&str]) -> Self {
         let metrics_addr = format!("127.0.0.1:{metrics_port}");
         let state = std::env::var("MARSHAL_TB_STATE").unwrap_or_else(|_| "/tmp".into());
         let log = std::fs::OpenOptions::new()
@@ -101,13 +115,8 @@ impl ControllerProcess {
             .spawn()
             .expect("start marshal controller");
         let _ = std::fs::write(format!("{state}/marshal-controller.pid"), child.id().to_string());
-        let mut p = ControllerProcess { child, metrics_addr };
-        wait_for("controller /readyz", Duration::from_secs(60), || {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                panic!("marshal controller exited ({status}); see {state}/marshal-controller.log");
-            }
-            p.http("/readyz").filter(|b| b == "ok")
-        });
+        let p = ControllerProcess { child, metrics_addr };
+        wait_for("controller /metrics", Duration::from_secs(60), || p.http("/metrics"));
         p
     }
 
