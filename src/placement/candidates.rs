@@ -71,18 +71,21 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
     let mut tiers: Vec<&str> = Vec::with_capacity(4);
     let mut revoked = Vec::new();
     let source = w.placement.data_source.as_ref().map(|ds| snap.cluster_index(&ds.cluster));
-    // Previous verdicts are sorted by (cluster, tier) when they come from a decision or from status.
+    // Previous verdicts come sorted by (cluster, tier), like the candidates below: walk both in step.
     let sorted = hist.verdicts.is_sorted_by(|a, b| (&a.cluster, &a.tier) <= (&b.cluster, &b.tier));
-    let previous = |cluster: &str, tier: &str| -> Option<&Verdict> {
-        if sorted {
-            let i = hist
-                .verdicts
-                .binary_search_by(|v| (v.cluster.as_str(), v.tier.as_str()).cmp(&(cluster, tier)))
-                .ok()?;
-            hist.verdicts.get(i)
-        } else {
-            hist.verdicts.iter().find(|v| v.cluster == cluster && v.tier == tier)
+    let mut cursor = 0usize;
+    let mut previous = |cluster: &str, tier: &str| -> Option<&Verdict> {
+        if !sorted {
+            return hist.verdicts.iter().find(|v| v.cluster == cluster && v.tier == tier);
         }
+        while let Some(v) = hist.verdicts.get(cursor) {
+            match (v.cluster.as_str(), v.tier.as_str()).cmp(&(cluster, tier)) {
+                std::cmp::Ordering::Less => cursor += 1,
+                std::cmp::Ordering::Equal => return Some(v),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
     };
     for (ci, c) in snap.clusters.iter().enumerate() {
         let current = hist.placements.iter().find(|p| p.cluster == c.name);

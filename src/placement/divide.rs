@@ -261,8 +261,12 @@ pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, no
     // Why each current slot may lose replicas.
     let mut source_reasons = BTreeMap::new();
     for p in &hist.placements {
-        let v = verdicts.iter().find(|v| v.cluster == p.cluster && v.tier == p.tier);
-        let c = cands.iter().find(|c| snap.clusters[c.cluster].name == p.cluster && c.tier == p.tier);
+        let v = verdicts
+            .binary_search_by(|v| (v.cluster.as_str(), v.tier.as_str()).cmp(&(p.cluster.as_str(), p.tier.as_str())))
+            .ok()
+            .map(|i| &verdicts[i]);
+        let ci = snap.cluster_index(&p.cluster);
+        let c = cands.iter().find(|c| Some(c.cluster) == ci && c.tier == p.tier);
         let reason = match (v, c) {
             (Some(v), None) => v.reason.as_str().to_string(),
             (_, Some(c)) if !c.tolerated && cap(w, c) < p.replicas && c.fit < p.replicas => "Capacity".into(),

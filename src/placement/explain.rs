@@ -25,23 +25,26 @@ pub struct Outcome<'a> {
 /// `N/M clusters eligible: 3 NotReleasable, 1 Unreachable`: a cluster counts as eligible when one of its
 /// tiers is; otherwise under the reason of the candidate that got furthest through the filters.
 pub fn summary(verdicts: &[Verdict]) -> String {
-    let mut per_cluster: BTreeMap<&str, Option<Reason>> = BTreeMap::new();
+    // Verdicts are sorted by cluster: one pass groups them.
+    let mut per_cluster: Vec<(&str, Option<Reason>)> = Vec::new();
     for v in verdicts {
-        let entry = per_cluster.entry(&v.cluster).or_insert(Some(v.reason));
-        match (*entry, v.eligible) {
-            (None, _) => {}
-            (_, true) => *entry = None,
-            (Some(r), false) => {
-                if v.reason.filter() > r.filter() {
-                    *entry = Some(v.reason);
+        match per_cluster.last_mut() {
+            Some((c, entry)) if *c == v.cluster => match (*entry, v.eligible) {
+                (None, _) => {}
+                (_, true) => *entry = None,
+                (Some(r), false) => {
+                    if v.reason.filter() > r.filter() {
+                        *entry = Some(v.reason);
+                    }
                 }
-            }
+            },
+            _ => per_cluster.push((&v.cluster, if v.eligible { None } else { Some(v.reason) })),
         }
     }
-    let eligible = per_cluster.values().filter(|r| r.is_none()).count();
+    let eligible = per_cluster.iter().filter(|(_, r)| r.is_none()).count();
     let mut counts: BTreeMap<Reason, usize> = BTreeMap::new();
-    for r in per_cluster.values().flatten() {
-        *counts.entry(*r).or_default() += 1;
+    for r in per_cluster.iter().filter_map(|(_, r)| *r) {
+        *counts.entry(r).or_default() += 1;
     }
     let mut counts: Vec<(Reason, usize)> = counts.into_iter().collect();
     counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.as_str().cmp(b.0.as_str())));

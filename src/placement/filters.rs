@@ -400,10 +400,19 @@ pub fn tier(c: &ClusterFacts, w: &WorkloadModel, tier: &str) -> Result<(), Fail>
 /// Filter 9: the path from the data source meets the workload's needs with fresh facts.
 /// `source` is the data source's cluster index (`Some(None)` when the source is not a known cluster).
 /// Returns the RTT used for scoring (0 at the source).
-pub fn link(ci: usize, w: &WorkloadModel, snap: &Snapshot, source: Option<Option<usize>>, now: Timestamp) -> Result<u32, Fail> {
+pub fn link(
+    ci: usize,
+    w: &WorkloadModel,
+    snap: &Snapshot,
+    source: Option<Option<usize>>,
+    now: Timestamp,
+) -> Result<u32, Fail> {
     let (Some(ds), Some(source)) = (&w.placement.data_source, source) else { return Ok(0) };
     let Some(src) = source else {
-        return Err(fail(Reason::LinkInsufficient, format!("data source cluster {} is not a MemberCluster", ds.cluster)));
+        return Err(fail(
+            Reason::LinkInsufficient,
+            format!("data source cluster {} is not a MemberCluster", ds.cluster),
+        ));
     };
     if src == ci {
         return Ok(0);
@@ -430,7 +439,10 @@ fn check_link(
     if age > i64::from(l.stale_after_seconds) {
         return Err(Fail {
             reason: Reason::LinkInsufficient,
-            message: format!("link {from}.{to} facts from {at} are stale (staleAfterSeconds {})", l.stale_after_seconds),
+            message: format!(
+                "link {from}.{to} facts from {at} are stale (staleAfterSeconds {})",
+                l.stale_after_seconds
+            ),
             observed_at: Some(at),
         });
     }
