@@ -505,5 +505,11 @@ async fn push_syncer_end_to_end() -> Res<()> {
     .await?;
     let _ = stop.send(());
     task.await?;
+    // The broken members never heartbeat: leave none behind for later tests (they would count towards a
+    // fleet freeze).
+    let mcs: Api<MemberCluster> = Api::all(hub.clone());
+    for name in ["bad-missing", "bad-insecure"] {
+        let _ = mcs.delete(name, &DeleteParams::default()).await;
+    }
     Ok(())
 }
