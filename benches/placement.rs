@@ -19,9 +19,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use jiff::Timestamp;
 use marshal::api::{ClusterLink, MemberCluster, MissionWorkload, SecurityPolicy};
-use marshal::placement::{
-    ClusterFacts, CurrentPlacement, Decision, History, Settings, Snapshot, WorkloadModel, decide,
-};
+use marshal::placement::{ClusterFacts, Decision, History, Settings, Snapshot, WorkloadModel, decide};
 use serde_json::json;
 
 const NATIONS: [&str; 10] = ["POL", "DEU", "LTU", "LVA", "EST", "FRA", "NLD", "NOR", "DNK", "CZE"];
@@ -217,21 +215,7 @@ fn fleet(w: usize, c: usize) -> Fleet {
 
 /// The history the controller would feed back after `d`.
 fn history_after(d: &Decision) -> History {
-    History {
-        placements: d
-            .placements
-            .iter()
-            .map(|p| CurrentPlacement {
-                cluster: p.cluster.clone(),
-                tier: p.tier.clone(),
-                replicas: p.replicas,
-                since: p.since,
-                reason: p.reason.to_string(),
-            })
-            .collect(),
-        verdicts: d.verdicts.clone(),
-        failback: d.failback.clone(),
-    }
+    d.history()
 }
 
 /// Decides every workload once; returns the number of placed replicas (kept so the work is not optimised away).

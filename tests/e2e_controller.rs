@@ -368,14 +368,25 @@ spec:
   failover: {tolerationSeconds: 20, failbackAfterSeconds: 60}
 "#;
 
+/// When the link proxy applied its current mode (the mtime of the file it writes once it has).
+fn link_applied(cluster: &str) -> std::time::SystemTime {
+    let state = std::env::var("MARSHAL_TB_STATE").unwrap_or_else(|_| "/tmp/marshal-tb".into());
+    std::fs::metadata(format!("{state}/link/{cluster}.mode.applied"))
+        .and_then(|m| m.modified())
+        .expect("the link proxy records the mode it applied")
+}
+
 fn failover_and_failback(c: &ControllerProcess) {
     step("failover: cut ltu-1's link");
     apply("hub", FAILOVER).expect("e2e-failover");
     assert_eq!(wait_ready("e2e-failover", Duration::from_secs(120)), ["ltu-1/edge=2"]);
     check_members("e2e-failover");
     let writes_before = c.writes(not_heartbeat);
-    federation(&["link", "ltu-1", "down"]);
+    // The proxy applies a mode a little before `e2e/federation link` returns: take the time before the call
+    // for upper bounds, and the proxy's own record for lower bounds (see `link_applied`).
     let cut = Instant::now();
+    federation(&["link", "ltu-1", "down"]);
+    let cut_applied = link_applied("ltu-1");
     wait_for("ltu-1 Reachable=False", Duration::from_secs(40), || {
         (condition(&get("hub", &["mc", "ltu-1"])?, "Reachable").as_deref() == Some("False")).then_some(())
     });
@@ -390,9 +401,10 @@ fn failover_and_failback(c: &ControllerProcess) {
         (!p.iter().any(|s| s.starts_with("ltu-1/")) && condition(&w, "Ready").as_deref() == Some("True")).then_some(p)
     });
     let ready_after = cut.elapsed().as_secs_f64();
+    let ready_after_applied = cut_applied.elapsed().map(|d| d.as_secs_f64()).unwrap_or(0.0);
     eprintln!("  e2e-failover Ready on {moved:?} {ready_after:.1}s after the cut (grace 15 s + toleration 20 s)");
     assert!(moved.iter().all(|p| p.starts_with("pol-1/")), "moved outside the releasable clusters: {moved:?}");
-    assert!(ready_after >= 20.0, "moved before tolerationSeconds: {ready_after:.1}s");
+    assert!(ready_after_applied >= 20.0, "moved before tolerationSeconds: {ready_after_applied:.1}s");
     check_members_except("e2e-failover", &["ltu-1"]);
     assert!(
         member_deployment("ltu-1", NS, "e2e-failover").is_some(),
@@ -411,8 +423,9 @@ fn failover_and_failback(c: &ControllerProcess) {
     );
 
     step("failback: restore the link");
-    federation(&["link", "ltu-1", "up"]);
     let restored = Instant::now();
+    federation(&["link", "ltu-1", "up"]);
+    let restored_applied = link_applied("ltu-1");
     wait_for("ltu-1 Reachable=True", Duration::from_secs(60), || {
         (condition(&get("hub", &["mc", "ltu-1"])?, "Reachable").as_deref() == Some("True")).then_some(())
     });
@@ -426,7 +439,7 @@ fn failover_and_failback(c: &ControllerProcess) {
         let p = placements(&w);
         (p == ["ltu-1/edge=2"] && condition(&w, "Ready").as_deref() == Some("True")).then_some(())
     });
-    let failback_after = restored.elapsed().as_secs_f64();
+    let failback_after = restored_applied.elapsed().map(|d| d.as_secs_f64()).unwrap_or(0.0);
     eprintln!("  back on ltu-1/edge and Ready {failback_after:.1}s after the link came back (failbackAfterSeconds 60)");
     assert!(failback_after >= 60.0, "failed back before the failback window: {failback_after:.1}s");
     check_members("e2e-failover");
