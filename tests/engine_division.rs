@@ -194,25 +194,30 @@ fn no_schedule_taint_keeps_current_and_no_execute_evicts() {
     assert_eq!(d2.moves[0].reason, "Tainted");
 }
 
+/// A snapshot whose heartbeats are fresh at the time the (single) link was measured.
+fn fresh_snapshot(
+    cs: Vec<marshal::placement::ClusterFacts>,
+    links: &[marshal::api::ClusterLink],
+) -> marshal::placement::Snapshot {
+    let now = links[0].status.as_ref().and_then(|s| s.observed_at.clone()).expect("observed").0;
+    snapshot(
+        cs.into_iter()
+            .map(|mut c| {
+                c.heartbeat = Some(now);
+                c
+            })
+            .collect(),
+        links,
+    )
+}
+
 #[test]
 fn failback_waits_for_a_continuously_better_option() {
     let w = workload(json!({"replicas": 2, "placement": {"preferredNations": ["POL", "LTU"],
         "dataSource": {"cluster": "ltu-1", "maxRttMs": 50}},
         "failover": {"tolerationSeconds": 0, "failbackAfterSeconds": 300}}));
     let clusters = || vec![cluster("pol-1", "POL", &["core"]), cluster("ltu-1", "LTU", &["edge"])];
-    // Heartbeats are fresh at every decision.
-    let snapshot = |cs: Vec<marshal::placement::ClusterFacts>, links: &[marshal::api::ClusterLink]| {
-        let now = links[0].status.as_ref().and_then(|s| s.observed_at.clone()).expect("observed").0;
-        snapshot(
-            cs.into_iter()
-                .map(|mut c| {
-                    c.heartbeat = Some(now);
-                    c
-                })
-                .collect(),
-            links,
-        )
-    };
+    let snapshot = fresh_snapshot;
     let good = |s| link("ltu-1", "pol-1", "Up", 10, 100, t(s));
     let bad = |s| link("ltu-1", "pol-1", "Degraded", 200, 100, t(s));
     let d0 = decide(&w, &snapshot(clusters(), &[good(0)]), &History::default(), t(0));
@@ -244,19 +249,7 @@ fn link_flapping_within_toleration_moves_nothing() {
         "dataSource": {"cluster": "ltu-1", "maxRttMs": 50}},
         "failover": {"tolerationSeconds": 30, "failbackAfterSeconds": 300}}));
     let clusters = || vec![cluster("pol-1", "POL", &["core"]), cluster("ltu-1", "LTU", &["edge"])];
-    // Heartbeats are fresh at every decision.
-    let snapshot = |cs: Vec<marshal::placement::ClusterFacts>, links: &[marshal::api::ClusterLink]| {
-        let now = links[0].status.as_ref().and_then(|s| s.observed_at.clone()).expect("observed").0;
-        snapshot(
-            cs.into_iter()
-                .map(|mut c| {
-                    c.heartbeat = Some(now);
-                    c
-                })
-                .collect(),
-            links,
-        )
-    };
+    let snapshot = fresh_snapshot;
     let mut hist = History::default();
     let mut moves = 0;
     // Down and up every 10 s for 2 minutes.
