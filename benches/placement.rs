@@ -40,18 +40,8 @@ fn cluster_name(i: usize) -> String {
 }
 
 fn policy() -> SecurityPolicy {
-    serde_json::from_value(json!({
-        "apiVersion": "marshal.dev/v1alpha1", "kind": "SecurityPolicy", "metadata": {"name": "nato"},
-        "spec": {
-            "policyIdentifier": "NATO",
-            "classifications": ["UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET", "COSMIC TOP SECRET"],
-            "categories": [
-                {"tagName": "Releasable To", "type": "Permissive"},
-                {"tagName": "Special Handling", "type": "Restrictive", "values": ["ATOMAL", "CRYPTO"]}
-            ]
-        }
-    }))
-    .expect("SecurityPolicy")
+    // The exercise's own NATO policy, so tests and examples cannot drift apart.
+    serde_yaml::from_str(include_str!("../examples/baltic/00-security-policy.yaml")).expect("SecurityPolicy")
 }
 
 fn member_cluster(i: usize) -> MemberCluster {
