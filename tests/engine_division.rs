@@ -244,6 +244,32 @@ fn failback_waits_for_a_continuously_better_option() {
 }
 
 #[test]
+fn failback_window_survives_second_precision_status() {
+    // Status stores times to the second. A window opened at t=100.4 s must not end at 399.9 s once the stored
+    // (truncated) value is read back: the engine opens it at the next whole second.
+    let w = workload(json!({"replicas": 2, "placement": {"preferredNations": ["POL", "LTU"],
+        "dataSource": {"cluster": "ltu-1", "maxRttMs": 50}},
+        "failover": {"tolerationSeconds": 0, "failbackAfterSeconds": 300}}));
+    let clusters = || vec![cluster("pol-1", "POL", &["core"]), cluster("ltu-1", "LTU", &["edge"])];
+    let ms = |s: i64, ms: i64| t(s) + jiff::SignedDuration::from_millis(ms);
+    let d0 = decide(
+        &w,
+        &fresh_snapshot(clusters(), &[link("ltu-1", "pol-1", "Degraded", 200, 100, t(0))]),
+        &History::default(),
+        t(0),
+    );
+    assert_eq!(placed(&d0), ["ltu-1/edge=2"]);
+    let good = |s| link("ltu-1", "pol-1", "Up", 10, 100, s);
+    let d1 = decide(&w, &fresh_snapshot(clusters(), &[good(ms(100, 400))]), &history(&d0), ms(100, 400));
+    let pending = d1.failback.clone().expect("failback pending");
+    assert_eq!(pending.since, t(101), "rounded up to the next second");
+    let d2 = decide(&w, &fresh_snapshot(clusters(), &[good(ms(400, 900))]), &history(&d1), ms(400, 900));
+    assert_eq!(placed(&d2), ["ltu-1/edge=2"], "300.5 s after the link came back but 299.9 s after the window");
+    let d3 = decide(&w, &fresh_snapshot(clusters(), &[good(t(401))]), &history(&d2), t(401));
+    assert_eq!(placed(&d3), ["pol-1/core=2"]);
+}
+
+#[test]
 fn link_flapping_within_toleration_moves_nothing() {
     let w = workload(json!({"replicas": 2, "placement": {"preferredNations": ["POL", "LTU"],
         "dataSource": {"cluster": "ltu-1", "maxRttMs": 50}},

@@ -161,6 +161,13 @@ fn add_s(t: Timestamp, s: u32) -> Timestamp {
     Timestamp::from_millisecond(t.as_millisecond().saturating_add(i64::from(s) * 1000)).unwrap_or(t)
 }
 
+/// `t` rounded up to a whole second. Status times are stored with second precision; a window that starts at
+/// the rounded-up second never ends early once the stored value is read back.
+fn ceil_second(t: Timestamp) -> Timestamp {
+    let ms = t.as_millisecond();
+    Timestamp::from_second(ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0)).unwrap_or(t)
+}
+
 /// Chooses between the sticky and the ideal division, and explains the result.
 pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, now: Timestamp) -> Decision {
     let Eval { cands, verdicts, revoked } = eval;
@@ -185,7 +192,7 @@ pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, no
             Some(ideal)
         } else {
             let t = targets(&ideal, snap, &cands);
-            let since = hist.failback.as_ref().filter(|p| p.targets == t).map_or(now, |p| p.since);
+            let since = hist.failback.as_ref().filter(|p| p.targets == t).map_or(ceil_second(now), |p| p.since);
             if add_s(since, w.failover.failback_after_seconds) <= now {
                 failback_adopted = true;
                 Some(ideal)
