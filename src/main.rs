@@ -59,6 +59,34 @@ enum Command {
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
     },
+    /// Pull mode: run the agent in (or beside) a member cluster, or print its hub RBAC or member guard.
+    Agent(AgentCli),
+    /// Explain a MissionWorkload's placements: why each cluster is in or out, from which fact, how old it is.
+    Explain(marshal::explain_cli::ExplainArgs),
+    /// Generate an Ed25519 signing key for Assignments and print it as a hub Secret (YAML).
+    Keygen {
+        /// Namespace of the Secret.
+        #[arg(long, default_value = "marshal-system")]
+        namespace: String,
+        /// Name of the Secret.
+        #[arg(long, default_value = "marshal-signing-key")]
+        name: String,
+        /// Write the public key (the line agents trust) to this file.
+        #[arg(long)]
+        public_out: Option<PathBuf>,
+        /// Files of further public keys the hub's push syncers keep trusting (the old key during a rotation).
+        #[arg(long)]
+        trust: Vec<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct AgentCli {
+    #[command(subcommand)]
+    command: Option<marshal::agent::AgentCommand>,
+    #[command(flatten)]
+    run: Option<marshal::agent::RunArgs>,
 }
 
 #[derive(clap::Args)]
@@ -75,6 +103,17 @@ struct ControllerArgs {
     /// How often syncers summarise member capacity (seconds).
     #[arg(long, default_value_t = 10)]
     capacity_interval: u64,
+    /// Writes per second each member may receive from Marshal (token bucket).
+    #[arg(long, default_value_t = 20)]
+    member_write_budget: u32,
+    /// Writes a member may receive at once after a quiet period (token bucket size).
+    #[arg(long, default_value_t = 20)]
+    member_write_burst: u32,
+    /// Sign every Assignment with the Ed25519 key in this hub Secret (`NAMESPACE/NAME`, made by `marshal
+    /// keygen`); push syncers then refuse Assignments not signed by its trusted keys. Without it Assignments
+    /// are unsigned and push syncers do not check signatures (agents always do).
+    #[arg(long)]
+    signing_key_secret: Option<String>,
     /// Elect a leader among replicas with a Lease; only the leader writes.
     #[arg(long)]
     leader_elect: bool,
@@ -133,6 +172,10 @@ async fn controller(args: ControllerArgs) -> Result<(), String> {
         metrics.leader.set(1);
         Arc::new(AtomicBool::new(true))
     };
+    match &args.signing_key_secret {
+        Some(secret) => marshal::controller::install_signing(&client, secret).await?,
+        None => tracing::warn!("no --signing-key-secret: Assignments are not signed and agents will refuse them"),
+    }
     ready.store(true, Ordering::Relaxed);
     if !args.no_push {
         let ctx = Arc::new(marshal::sync::SyncContext {
@@ -142,6 +185,7 @@ async fn controller(args: ControllerArgs) -> Result<(), String> {
                 heartbeat_interval: Duration::from_secs(args.heartbeat_interval),
                 cluster_grace: Duration::from_secs(args.cluster_grace),
                 capacity_interval: Duration::from_secs(args.capacity_interval),
+                write_budget: marshal::sync::budget::Budget::new(args.member_write_budget, args.member_write_burst),
             },
         });
         tokio::spawn(async move {
@@ -168,12 +212,59 @@ fn write_crds(dir: &PathBuf) -> Result<(), Error> {
     Ok(())
 }
 
+fn agent(cli: AgentCli) -> Result<(), Error> {
+    use marshal::agent::{AgentCommand, guard_yaml, rbac_yaml};
+    let runtime = || tokio::runtime::Runtime::new().map_err(|e| Error::Output(e.to_string()));
+    let text = match (cli.command, cli.run) {
+        (Some(AgentCommand::Guard { clearance }), _) => guard_yaml(clearance.as_ref()).map_err(Error::Runtime)?,
+        (Some(AgentCommand::Rbac { cluster, link_to, links_from_hub }), _) => {
+            runtime()?.block_on(rbac_yaml(&cluster, &link_to, links_from_hub)).map_err(Error::Runtime)?
+        }
+        (None, Some(args)) => {
+            return runtime()?.block_on(marshal::agent::run(args, shutdown_signal())).map_err(Error::Runtime);
+        }
+        (None, None) => {
+            return Err(Error::Runtime(
+                "marshal agent: --cluster, --hub-kubeconfig and --trusted-keys are required".into(),
+            ));
+        }
+    };
+    print!("{text}");
+    Ok(())
+}
+
+fn keygen(namespace: &str, name: &str, public_out: Option<PathBuf>, trust: &[PathBuf]) -> Result<(), Error> {
+    use marshal::signing;
+    let mut trusted = Vec::new();
+    for p in trust {
+        let text = std::fs::read_to_string(p).map_err(|e| Error::Runtime(format!("--trust {}: {e}", p.display())))?;
+        let ring =
+            signing::KeyRing::parse(&text).map_err(|e| Error::Runtime(format!("--trust {}: {e}", p.display())))?;
+        trusted.extend(ring.keys());
+    }
+    let signer = signing::Signer::generate().map_err(Error::Runtime)?;
+    if let Some(p) = &public_out {
+        let line = format!("{}  # {}\n", signing::public_key_text(&signer.public()), signer.id());
+        std::fs::write(p, line).map_err(|source| Error::Write { path: p.clone(), source })?;
+    }
+    print!("{}", signing::secret_yaml(namespace, name, &signer, &trusted));
+    eprintln!("signing key {} ({})", signer.id(), signing::public_key_text(&signer.public()));
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Controller(args) => {
             let runtime = tokio::runtime::Runtime::new().map_err(|e| Error::Output(e.to_string()))?;
             runtime.block_on(controller(args)).map_err(Error::Runtime)
         }
+        Command::Agent(cli) => agent(cli),
+        Command::Explain(args) => {
+            let runtime = tokio::runtime::Runtime::new().map_err(|e| Error::Output(e.to_string()))?;
+            print!("{}", runtime.block_on(marshal::explain_cli::run(args)).map_err(Error::Runtime)?);
+            Ok(())
+        }
+        Command::Keygen { namespace, name, public_out, trust } => keygen(&namespace, &name, public_out, &trust),
         Command::Crd { write: true, dir } => write_crds(&dir),
         Command::Crd { write: false, .. } => {
             print!("{}", api::crds_yaml().map_err(|e| Error::Output(e.to_string()))?);
@@ -204,8 +295,18 @@ fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
+/// The command line; named `kubectl marshal` in help and errors when started as the kubectl plugin.
+fn parse_cli() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    if !std::env::args_os().next().is_some_and(|a| marshal::explain_cli::is_kubectl_plugin(&a)) {
+        return Cli::parse();
+    }
+    let matches = Cli::command().name(marshal::explain_cli::KUBECTL_PLUGIN).bin_name("kubectl marshal").get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_cli();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()),

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub assignment_refusals_total: IntCounterVec,
     /// API writes per target (`hub` or `member`) and verb.
     pub api_writes_total: IntCounterVec,
+    /// Seconds member writes waited for the member's write budget, per cluster.
+    pub write_budget_wait_seconds_total: prometheus::CounterVec,
     /// 1 while a fleet freeze is in force.
     pub fleet_frozen: IntGauge,
     /// 1 while this replica leads.
@@ -104,6 +106,10 @@ impl Metrics {
                 &["cluster", "reason"],
             )?,
             api_writes_total: counter("api_writes_total", "API writes per target and verb.", &["target", "verb"])?,
+            write_budget_wait_seconds_total: prometheus::CounterVec::new(
+                opts("write_budget_wait_seconds_total", "Seconds member writes waited for the write budget."),
+                &["cluster"],
+            )?,
             fleet_frozen: IntGauge::with_opts(opts("fleet_frozen", "1 while a fleet freeze is in force."))?,
             leader: IntGauge::with_opts(opts("leader", "1 while this replica leads."))?,
             registry,
@@ -130,6 +136,7 @@ impl Metrics {
         r.register(Box::new(self.filter_rejections_total.clone()))?;
         r.register(Box::new(self.assignment_refusals_total.clone()))?;
         r.register(Box::new(self.api_writes_total.clone()))?;
+        r.register(Box::new(self.write_budget_wait_seconds_total.clone()))?;
         r.register(Box::new(self.fleet_frozen.clone()))?;
         r.register(Box::new(self.leader.clone()))?;
         Ok(())

@@ -3,140 +3,17 @@
 
 mod e2e;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use e2e::fleet::*;
 use e2e::*;
-use serde_json::Value;
 
-const NS: &str = "baltic-shield";
-const EXAMPLES: [&str; 5] = [
-    "examples/baltic/05-namespace.yaml",
-    "examples/baltic/00-security-policy.yaml",
-    "examples/baltic/10-member-clusters.yaml",
-    "examples/baltic/20-cluster-links.yaml",
-    "examples/baltic/30-workloads.yaml",
-];
-
-fn step(name: &str) {
-    eprintln!("\n=== {name}");
-}
-
-fn file(path: &str) -> String {
-    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect("read file")
-}
-
-/// A network monitor: reports the example's links Up every 10 s (as an external monitor would).
-fn link_monitor(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let links =
-            [("ltu-1.pol-1", 12, 100), ("ltu-1.deu-1", 38, 40), ("ltu-1.lva-1", 7, 200), ("pol-1.deu-1", 18, 1000)];
-        while !stop.load(Ordering::Relaxed) {
-            let now = jiff::Timestamp::now().to_string();
-            for (name, rtt, bw) in links {
-                let patch = format!(
-                    r#"{{"status":{{"state":"Up","rttMs":{rtt},"bandwidthMbps":{bw},"lossPercent":0,"observedAt":"{now}","reporter":"monitor/e2e"}}}}"#
-                );
-                let _ = kubectl("hub", &["patch", "clink", name, "--subresource=status", "--type=merge", "-p", &patch]);
-            }
-            for _ in 0..20 {
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        }
-    })
-}
-
-fn workload(name: &str) -> Value {
-    get("hub", &["mw", "-n", NS, name]).unwrap_or_else(|| panic!("MissionWorkload {name} not found"))
-}
-
-/// Waits until a workload's placements all run Ready in their members, and returns them.
-fn wait_ready(name: &str, timeout: Duration) -> Vec<String> {
-    wait_for(&format!("{name} Ready"), timeout, || {
-        let w = workload(name);
-        (condition(&w, "Ready").as_deref() == Some("True")
-            && w["status"]["observedGeneration"] == w["metadata"]["generation"])
-            .then(|| placements(&w))
-    })
-}
-
-/// Checks that a workload's Deployments exist in exactly the clusters of its status, as placed.
-fn check_members(name: &str) {
-    check_members_except(name, &[]);
-}
-
-/// The same, leaving out members the hub cannot reach (their copies keep running: edge autonomy).
-fn check_members_except(name: &str, unreachable: &[&str]) {
-    let w = workload(name);
-    let placed = placements(&w);
-    for member in MEMBERS.iter().filter(|m| !unreachable.contains(m)) {
-        let d = member_deployment(member, NS, name);
-        let here: Vec<&String> = placed.iter().filter(|p| p.starts_with(&format!("{member}/"))).collect();
-        match (here.first(), d) {
-            (None, None) => {}
-            (None, Some(_)) => panic!("{name}: Deployment in {member}, which is not among its placements {placed:?}"),
-            (Some(p), None) => panic!("{name}: placed {p} but no Deployment in {member}"),
-            (Some(p), Some(d)) => {
-                let (slot, replicas) = p.split_once('=').expect("slot=replicas");
-                let tier = slot.split_once('/').expect("cluster/tier").1;
-                assert_eq!(d["spec"]["replicas"].to_string(), replicas, "{name} in {member}: replicas");
-                assert_eq!(
-                    d["spec"]["template"]["spec"]["nodeSelector"]["marshal.dev/tier"], tier,
-                    "{name} in {member}: nodeSelector"
-                );
-                assert_eq!(d["status"]["readyReplicas"].to_string(), replicas, "{name} in {member}: ready");
-                let ann = &d["metadata"]["annotations"];
-                assert!(
-                    ann["marshal.dev/digest"].as_str().is_some_and(|s| s.starts_with("sha256:")),
-                    "{name}: digest annotation"
-                );
-                assert_eq!(
-                    ann["marshal.dev/classification"], w["spec"]["confidentiality"]["classification"],
-                    "{name}: classification"
-                );
-                assert_eq!(d["metadata"]["labels"]["marshal.dev/owner"], w["spec"]["owner"], "{name}: owner label");
-            }
-        }
-    }
-    eprintln!("  {name}: {placed:?} match the members");
-}
-
-fn setup() -> (ControllerProcess, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
-    step("install CRDs, the admission policy and the Baltic example");
-    // A failed earlier run may have left a link cut, and other tests their own MemberClusters: clusters that
-    // never heartbeat would count towards a fleet freeze.
-    for m in MEMBERS {
-        federation(&["link", m, "up"]);
-    }
-    if let Ok(names) = kubectl("hub", &["get", "mc", "-o", "name"]) {
-        for name in names
-            .lines()
-            .filter(|n| !["pol-1", "deu-1", "ltu-1", "lva-1"].iter().any(|k| n.ends_with(&format!("/{k}"))))
-        {
-            kubectl("hub", &["delete", name, "--wait=false"]).expect("remove a foreign MemberCluster");
-        }
-    }
-    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
-    kubectl("hub", &["apply", "--server-side", "--force-conflicts", "-f", crds]).expect("CRDs");
-    kubectl("hub", &["wait", "--for", "condition=established", "--timeout=60s", "crd", "-l", "!nothing"]).ok();
-    for crd in ["securitypolicies", "memberclusters", "clusterlinks", "missionworkloads", "assignments"] {
-        kubectl("hub", &["wait", "--for", "condition=established", "--timeout=60s", &format!("crd/{crd}.marshal.dev")])
-            .expect("established");
-    }
-    apply("hub", &file("deploy/admission-policy.yaml")).expect("admission policy");
-    for f in EXAMPLES {
-        // The admission policy's binding takes a moment to be enforced for new params; retry briefly.
-        wait_for(&format!("apply {f}"), Duration::from_secs(30), || apply("hub", &file(f)).ok());
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    let monitor = link_monitor(stop.clone());
+fn setup() -> (ControllerProcess, LinkMonitor) {
+    install();
+    let monitor = LinkMonitor::start();
     step("start the controller");
     let c = ControllerProcess::start(18080, &[]);
-    (c, stop, monitor)
+    (c, monitor)
 }
 
 fn placement_works() {
@@ -483,7 +360,7 @@ fn leader_election(c: ControllerProcess) {
 
 #[test]
 fn controller_end_to_end() {
-    let (c, stop, monitor) = setup();
+    let (c, monitor) = setup();
     placement_works();
     releasability_and_changes(&c);
     invalid_objects_rejected();
@@ -495,6 +372,5 @@ fn controller_end_to_end() {
         assert!(member_deployment(member, NS, "nuclear-planning").is_none());
     }
     leader_election(c);
-    stop.store(true, Ordering::Relaxed);
-    let _ = monitor.join();
+    drop(monitor);
 }

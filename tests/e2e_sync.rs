@@ -183,6 +183,7 @@ fn start_syncer(hub: &Client, metrics: &Metrics) -> (tokio::sync::oneshot::Sende
             heartbeat_interval: Duration::from_secs(2),
             cluster_grace: Duration::from_secs(6),
             capacity_interval: Duration::from_secs(2),
+            ..SyncConfig::default()
         },
     });
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -345,3 +345,33 @@ fn capacity_drop_moves_only_what_no_longer_fits() {
     assert_eq!(d1.moves.len(), 1);
     assert_eq!((d1.moves[0].replicas, d1.moves[0].reason.as_str()), (2, "Capacity"));
 }
+
+#[test]
+fn overcommitted_tier_moves_only_this_workloads_unready_replicas() {
+    // Several workloads share a tier that lost a node: each gives up only its own replicas that are not
+    // running, not the whole shortfall (which, done by every workload at once, would empty the tier).
+    let w = workload(json!({"replicas": 4, "placement": {"preferredNations": ["POL", "DEU"], "tiers": ["core"]}}));
+    let d0 = decide(&w, &snapshot(three(), &[]), &History::default(), t(0));
+    assert_eq!(placed(&d0), ["pol-1/core=4"]);
+    let mut cs = three();
+    cs[0].free.insert("core".into(), free(-3000, 30 << 30, 100));
+    let with_ready = |ready: u32| {
+        let mut h = history(&d0);
+        h.placements[0].ready = Some(ready);
+        h
+    };
+    // All four still report ready (their pods have not been replaced yet): nothing moves.
+    let d1 = decide(&w, &snapshot(cs.clone(), &[]), &with_ready(4), t(5));
+    assert_eq!(placed(&d1), ["pol-1/core=4"]);
+    assert!(d1.moves.is_empty());
+    // One replica is stranded (pending, no room): exactly that one moves.
+    let d2 = decide(&w, &snapshot(cs.clone(), &[]), &with_ready(3), t(6));
+    assert_eq!(placed(&d2), ["deu-1/core=1", "pol-1/core=3"], "{:#?}", d2.verdicts);
+    assert_eq!((d2.moves[0].replicas, d2.moves[0].reason.as_str()), (1, "Capacity"));
+    // None ready in an overcommitted tier: the candidate fails capacity and everything moves.
+    let d3 = decide(&w, &snapshot(cs, &[]), &with_ready(0), t(7));
+    assert_eq!(placed(&d3), ["deu-1/core=4"]);
+    let v = d3.verdicts.iter().find(|v| v.cluster == "pol-1" && v.tier == "core").expect("verdict");
+    assert_eq!(v.reason, Reason::InsufficientCpu);
+    assert!(v.message.contains("short of cpu"), "{}", v.message);
+}

@@ -122,7 +122,10 @@ pub fn canonical_json(v: &serde_json::Value) -> String {
 
 impl AssignmentSpec {
     /// `sha256:<hex>` over the canonical JSON of everything the member must enforce: owner, confidentiality,
-    /// tier, replicas and template (plus the workload it belongs to and the target cluster).
+    /// tier, replicas and template, plus the target cluster and the workload's namespace and name. The last
+    /// three are deliberate: they say where the payload may land, so a signed digest cannot be replayed to
+    /// another cluster or retargeted onto another member Deployment. `workload.uid` (informational) and the
+    /// digest itself are left out; the signature (annotations, see `crate::signing`) is over this digest.
     pub fn compute_digest(&self) -> String {
         use sha2::{Digest, Sha256};
         let body = serde_json::json!({
@@ -144,6 +147,44 @@ impl AssignmentSpec {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn spec() -> AssignmentSpec {
+        serde_json::from_value(json!({
+            "cluster": "pol-1", "workload": {"namespace": "baltic", "name": "isr", "uid": "u1"}, "owner": "LTU",
+            "confidentiality": {"policy": "NATO", "classification": "SECRET",
+                                "categories": [{"tagName": "Releasable To", "values": ["POL"]}]},
+            "tier": "core", "replicas": 2,
+            "template": {"metadata": {"labels": {"app": "isr"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+            "digest": ""
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn digest_covers_exactly_what_the_member_enforces_and_where_it_lands() {
+        let base = spec().compute_digest();
+        type Edit = fn(&mut AssignmentSpec);
+        let covered: [(&str, Edit); 9] = [
+            ("owner", |s| s.owner = "POL".into()),
+            ("classification", |s| s.confidentiality.classification = "RESTRICTED".into()),
+            ("categories", |s| s.confidentiality.categories[0].values.push("DEU".into())),
+            ("tier", |s| s.tier = "edge".into()),
+            ("replicas", |s| s.replicas = 3),
+            ("template", |s| s.template.spec["containers"][0]["image"] = json!("j")),
+            ("cluster", |s| s.cluster = "deu-1".into()),
+            ("workload namespace", |s| s.workload.namespace = "other".into()),
+            ("workload name", |s| s.workload.name = "other".into()),
+        ];
+        for (what, edit) in covered {
+            let mut s = spec();
+            edit(&mut s);
+            assert_ne!(s.compute_digest(), base, "{what} must change the digest");
+        }
+        let mut s = spec();
+        s.workload.uid = "u2".into();
+        s.digest = "sha256:00".into();
+        assert_eq!(s.compute_digest(), base, "uid and the digest field itself are not covered");
+    }
 
     #[test]
     fn canonical_json_sorts_keys_at_every_level() {

@@ -10,6 +10,7 @@ use crate::api::{
     MissionWorkload, WorkloadRef, cluster_namespace,
 };
 use crate::placement::{Decision, History};
+use crate::signing::{KEY_ID_ANNOTATION, SIGNATURE_ANNOTATION, Signer};
 
 /// Name of a workload's Assignment in `marshal-<cluster>`: `<namespace>.<name>`.
 pub fn assignment_name(mw: &MissionWorkload) -> String {
@@ -31,8 +32,15 @@ pub fn belongs_to(a: &Assignment, mw: &MissionWorkload) -> bool {
     a.spec.workload.namespace == mw.namespace().unwrap_or_default() && a.spec.workload.name == mw.name_any()
 }
 
-/// The desired Assignments, one per placement.
+/// The desired Assignments, one per placement, signed with the process's signing key if one is installed
+/// (`marshal controller --signing-key-secret`, see [`crate::signing`]).
 pub fn assignments(mw: &MissionWorkload, d: &Decision) -> Vec<Assignment> {
+    assignments_signed(mw, d, crate::signing::signer().as_deref())
+}
+
+/// The desired Assignments, signed by `signer` (none: unsigned). Signing is deterministic (Ed25519), so an
+/// unchanged decision gives byte-identical Assignments and nothing is written.
+pub fn assignments_signed(mw: &MissionWorkload, d: &Decision, signer: Option<&Signer>) -> Vec<Assignment> {
     d.placements
         .iter()
         .map(|p| {
@@ -51,7 +59,7 @@ pub fn assignments(mw: &MissionWorkload, d: &Decision) -> Vec<Assignment> {
                 digest: String::new(),
             };
             spec.digest = spec.compute_digest();
-            Assignment {
+            let mut a = Assignment {
                 metadata: ObjectMeta {
                     name: Some(assignment_name(mw)),
                     namespace: Some(cluster_namespace(&p.cluster)),
@@ -61,7 +69,11 @@ pub fn assignments(mw: &MissionWorkload, d: &Decision) -> Vec<Assignment> {
                 },
                 spec,
                 status: None,
+            };
+            if let Some(s) = signer {
+                s.sign(&mut a);
             }
+            a
         })
         .collect()
 }
@@ -71,6 +83,9 @@ pub fn up_to_date(existing: &Assignment, desired: &Assignment) -> bool {
     existing.spec == desired.spec
         && existing.metadata.deletion_timestamp.is_none()
         && desired.metadata.labels.iter().flatten().all(|(k, v)| existing.labels().get(k) == Some(v))
+        && [SIGNATURE_ANNOTATION, KEY_ID_ANNOTATION]
+            .iter()
+            .all(|k| existing.annotations().get(*k) == desired.annotations().get(*k))
         && existing.finalizers().iter().any(|f| f == ASSIGNMENT_FINALIZER)
 }
 

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::Context;
 use crate::api::conditions::{ConditionSpec, merge};
 use crate::api::{FIELD_MANAGER, LinkState, MemberCluster, Phase};
-use crate::placement::quantity::{parse_milli, parse_units};
+use crate::placement::quantity::{parse_signed_milli, parse_signed_units};
 
 /// The conditions the controller owns on a MemberCluster, from its heartbeat and accreditation.
 pub fn cluster_conditions(
@@ -59,7 +59,7 @@ pub fn cluster_conditions(
 async fn update_cluster(ctx: &Context, mc: &MemberCluster, now: Timestamp) {
     let name = mc.name_any();
     let hb = ctx.heartbeat(&name);
-    let wanted = cluster_conditions(mc, hb, ctx.settings.cluster_grace_seconds, now);
+    let wanted = cluster_conditions(mc, ctx.judged_heartbeat(&name), ctx.settings.cluster_grace_seconds, now);
     let old = mc.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
     let changed = wanted
         .iter()
@@ -70,7 +70,12 @@ async fn update_cluster(ctx: &Context, mc: &MemberCluster, now: Timestamp) {
         let age = (now.as_millisecond() - hb.as_millisecond()) as f64 / 1000.0;
         ctx.metrics.cluster_heartbeat_age_seconds.with_label_values(&[&name]).set(age);
     }
-    if !changed || !ctx.is_leader() {
+    // A heartbeat that went stale before this process started is not judged until the grace has passed since
+    // the start: leave the recorded condition alone until then (see `Context::judged_heartbeat`).
+    let grace_ms = i64::from(ctx.settings.cluster_grace_seconds) * 1000;
+    let undecided = hb.is_some_and(|h| now.as_millisecond() - h.as_millisecond() > grace_ms)
+        && now.as_millisecond() - ctx.started().as_millisecond() <= grace_ms;
+    if !changed || undecided || !ctx.is_leader() {
         return;
     }
     let conditions = merge(&old, wanted, mc.metadata.generation, Time(now));
@@ -117,13 +122,13 @@ fn fleet_metrics(ctx: &Context, now: Timestamp) {
     for mc in ctx.stores.clusters.state() {
         for (tier, cap) in mc.status.as_ref().map(|s| s.capacity.clone()).unwrap_or_default() {
             let name = mc.name_any();
-            if let Some(cpu) = cap.free.cpu.as_deref().and_then(parse_milli) {
+            if let Some(cpu) = cap.free.cpu.as_deref().and_then(parse_signed_milli) {
                 m.cluster_free.with_label_values(&[&name, &tier, "cpu"]).set(cpu as f64 / 1000.0);
             }
-            if let Some(mem) = cap.free.memory.as_deref().and_then(parse_units) {
+            if let Some(mem) = cap.free.memory.as_deref().and_then(parse_signed_units) {
                 m.cluster_free.with_label_values(&[&name, &tier, "memory"]).set(mem as f64);
             }
-            if let Some(pods) = cap.free.pods.as_deref().and_then(parse_units) {
+            if let Some(pods) = cap.free.pods.as_deref().and_then(parse_signed_units) {
                 m.cluster_free.with_label_values(&[&name, &tier, "pods"]).set(pods as f64);
             }
         }

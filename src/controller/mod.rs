@@ -89,6 +89,8 @@ pub struct Context {
     /// The last status this process wrote per workload uid, with the resourceVersion it produced: a newer
     /// memory than a store that has not seen the write's watch event yet.
     written: Mutex<BTreeMap<String, (u64, crate::api::MissionWorkloadStatus)>>,
+    /// When this process started deciding.
+    started: Timestamp,
 }
 
 impl Context {
@@ -111,9 +113,32 @@ impl Context {
         lease.spec.as_ref()?.renew_time.as_ref().map(|t| t.0)
     }
 
+    /// The heartbeat as reachability judges it: never older than this process's start. A heartbeat that went
+    /// stale while no controller ran (in push mode, while no syncer could renew it) says nothing about the
+    /// member yet; judging it at once would move work off every cluster on each restart after a pause. A
+    /// cluster that never sent a heartbeat stays unknown (unreachable).
+    pub fn judged_heartbeat(&self, cluster: &str) -> Option<Timestamp> {
+        self.heartbeat(cluster).map(|hb| hb.max(self.started))
+    }
+
+    /// When this process started deciding.
+    pub fn started(&self) -> Timestamp {
+        self.started
+    }
+
+    /// How long decisions should still wait after a start: until every MemberCluster is reachable, or one grace
+    /// period has passed (a member's first heartbeat can take that long). Deciding earlier would place work
+    /// without the clusters that have not reported yet, and stickiness would keep it there until failback.
+    pub fn warming_up(&self, now: Timestamp) -> Option<std::time::Duration> {
+        let grace_ms = i64::from(self.settings.cluster_grace_seconds) * 1000;
+        let left = self.started.as_millisecond() + grace_ms - now.as_millisecond();
+        let all_reachable = self.stores.clusters.state().iter().all(|mc| self.reachable(&mc.name_any(), now));
+        (left > 0 && !all_reachable).then(|| std::time::Duration::from_millis(u64::try_from(left).unwrap_or(0)))
+    }
+
     /// Whether a cluster's heartbeat is within the grace period at `now`.
     pub fn reachable(&self, cluster: &str, now: Timestamp) -> bool {
-        self.heartbeat(cluster).is_some_and(|hb| {
+        self.judged_heartbeat(cluster).is_some_and(|hb| {
             now.as_millisecond() - hb.as_millisecond() <= i64::from(self.settings.cluster_grace_seconds) * 1000
         })
     }
@@ -127,7 +152,7 @@ impl Context {
             .clusters
             .state()
             .iter()
-            .map(|mc| ClusterFacts::from_crd(mc, self.heartbeat(&mc.name_any())))
+            .map(|mc| ClusterFacts::from_crd(mc, self.judged_heartbeat(&mc.name_any())))
             .collect();
         Snapshot::new(&policies, clusters, &links, self.settings)
     }
@@ -253,6 +278,24 @@ where
     (reader, stream)
 }
 
+/// The workloads whose `dataSource` is at either end of `link`.
+fn link_users(
+    workloads: &Store<DeserializeGuard<MissionWorkload>>,
+    link: &ClusterLink,
+) -> Vec<ObjectRef<DeserializeGuard<MissionWorkload>>> {
+    workloads
+        .state()
+        .iter()
+        .filter(|g| {
+            g.0.as_ref()
+                .ok()
+                .and_then(|mw| mw.spec.placement.data_source.as_ref())
+                .is_some_and(|ds| ds.cluster == link.spec.from || ds.cluster == link.spec.to)
+        })
+        .map(|g| ObjectRef::from_obj(g.as_ref()))
+        .collect()
+}
+
 /// Runs the controller until `shutdown` resolves. `leader` says whether this replica may write.
 pub async fn run(
     client: Client,
@@ -296,14 +339,23 @@ pub async fn run(
         superseded: Mutex::new(BTreeMap::new()),
         written: Mutex::new(BTreeMap::new()),
         failovers: Mutex::new(BTreeMap::new()),
+        started: Timestamp::now(),
     });
 
-    // Any change of clusters, links or policies may change any decision.
+    // A new signing key (rotation) re-signs every Assignment at once.
+    let rotations = futures::stream::unfold(crate::signing::signer_changes(), |mut rx| async move {
+        rx.changed().await.ok()?;
+        Some(((), rx))
+    });
+    // Any change of clusters or policies may change any decision.
     let everything = futures::stream::select_all(vec![
         clusters_s.map(|_| ()).boxed(),
-        links_s.map(|_| ()).boxed(),
         policies_s.map(|_| ()).boxed(),
+        rotations.boxed(),
     ]);
+    // A link's change concerns the workloads whose data source is at one of its ends.
+    let workloads = stores.workloads.clone();
+    let link_users = links_s.flat_map(move |l| futures::stream::iter(link_users(&workloads, &l)));
     // An Assignment's change concerns its workload only.
     let owners = assignments_s.map(|a| {
         ObjectRef::<DeserializeGuard<MissionWorkload>>::new(&a.spec.workload.name).within(&a.spec.workload.namespace)
@@ -316,6 +368,7 @@ pub async fn run(
     controller
         .reconcile_all_on(everything)
         .reconcile_on(owners)
+        .reconcile_on(link_users)
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|res| async move {
@@ -325,5 +378,60 @@ pub async fn run(
             }
         })
         .await;
+    Ok(())
+}
+
+/// How often the controller re-reads its signing Secret (a rotation takes effect without a restart).
+pub const SIGNING_RELOAD: Duration = Duration::from_secs(10);
+
+/// `--signing-key-secret NAMESPACE/NAME`: reads the hub signing Secret, installs its key for the build step
+/// and its trusted keys for this process's push-mode syncers (which then refuse unsigned Assignments), and
+/// keeps re-reading it every [`SIGNING_RELOAD`]. A missing or invalid Secret at start is an error: signing
+/// was asked for, so the controller does not run without it. Later, an unreadable Secret keeps the last key.
+pub async fn install_signing(client: &Client, secret: &str) -> Result<(), String> {
+    use k8s_openapi::api::core::v1::Secret;
+    let (ns, name) = secret
+        .split_once('/')
+        .filter(|(n, s)| !n.is_empty() && !s.is_empty())
+        .ok_or_else(|| format!("--signing-key-secret {secret:?}: expected NAMESPACE/NAME"))?;
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let load = {
+        let api = api.clone();
+        let name = name.to_string();
+        move || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let s = api.get(&name).await.map_err(|e| format!("signing Secret {name}: {e}"))?;
+                let data: BTreeMap<String, Vec<u8>> =
+                    s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+                crate::signing::from_secret_data(&data).map_err(|e| format!("signing Secret {name}: {e}"))
+            }
+        }
+    };
+    let install = |signer: crate::signing::Signer, ring: crate::signing::KeyRing| {
+        info!(key = signer.id(), trusted = ?ring.ids(), "signing Assignments; push syncers verify signatures");
+        crate::sync::recheck::install_authority(crate::sync::recheck::Authority {
+            clearance: crate::sync::recheck::ClearanceSource::ConfigMapOrHub,
+            trust: crate::signing::Trust::Keys(ring),
+        });
+        crate::signing::install_signer(Some(signer));
+    };
+    let (signer, ring) = load().await?;
+    let mut current = (signer.id().to_string(), ring.clone());
+    install(signer, ring);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SIGNING_RELOAD).await;
+            match load().await {
+                Ok((signer, ring)) if (signer.id(), &ring) != (current.0.as_str(), &current.1) => {
+                    current = (signer.id().to_string(), ring.clone());
+                    install(signer, ring);
+                }
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "cannot re-read the signing Secret; keeping the current key"),
+            }
+        }
+    });
     Ok(())
 }

@@ -76,8 +76,11 @@ pub fn decide(mw: &MissionWorkload, ctx: &Context, now: Timestamp) -> Decision {
     let model = WorkloadModel::from_crd(mw);
     let hist = build::history(mw);
     let t = Instant::now();
-    let d = placement::decide(&model, &snap, &hist, now);
+    let mut d = placement::decide(&model, &snap, &hist, now);
     ctx.metrics.decision_duration_seconds.observe(t.elapsed().as_secs_f64());
+    if let Some(stale) = d.links_stale_at(&model, &snap).filter(|s| *s > now) {
+        d.next_review = Some(d.next_review.map_or(stale, |n| n.min(stale)));
+    }
     for v in d.verdicts.iter().filter(|v| !v.eligible) {
         if let Some(f) = v.reason.filter() {
             ctx.metrics.filter_rejections_total.with_label_values(&[f.as_str()]).inc();
@@ -88,6 +91,9 @@ pub fn decide(mw: &MissionWorkload, ctx: &Context, now: Timestamp) -> Decision {
 
 async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
     let now = Timestamp::now();
+    if let Some(wait) = ctx.warming_up(now) {
+        return Ok(Action::requeue(wait));
+    }
     let d = decide(mw, ctx, now);
     let desired = build::assignments(mw, &d);
     let existing: Vec<Arc<Assignment>> =

@@ -133,7 +133,7 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
             } else if let Err(f) = &link {
                 Some(f.clone())
             } else {
-                match filters::capacity(c.free.get(t), w.request, own, t) {
+                match filters::capacity(c.free.get(t), w.request, (own, cur_here.and_then(|p| p.ready)), t) {
                     Ok(n) => {
                         fit = n;
                         None

@@ -466,11 +466,31 @@ fn check_link(
 }
 
 /// Filter 10: how many replicas fit in the tier's free capacity (plus what this workload already uses
-/// there). At least one must fit.
-pub fn capacity(free: Option<&Resources>, req: Request, own_replicas: u32, tier: &str) -> Result<u32, Fail> {
+/// there). At least one must fit. `own` is this workload's replicas there and how many of them the member
+/// reports ready. In an overcommitted tier (negative free: its pods request more than its ready nodes offer)
+/// the ready replicas keep their place and the unready ones are those that no longer fit: each workload gives
+/// up only its own stranded replicas, instead of every workload in the tier moving the whole shortfall.
+pub fn capacity(free: Option<&Resources>, req: Request, own: (u32, Option<u32>), tier: &str) -> Result<u32, Fail> {
     let Some(free) = free else {
         return Err(fail(Reason::CapacityUnknown, format!("no capacity reported for tier {tier}")));
     };
+    let (own_replicas, ready) = own;
+    let over = [
+        (req.cpu_milli, free.cpu_milli, Reason::InsufficientCpu, "cpu"),
+        (req.memory_bytes, free.memory_bytes, Reason::InsufficientMemory, "memory"),
+        (1, free.pods, Reason::InsufficientPods, "pods"),
+    ]
+    .into_iter()
+    .find(|(need, have, _, _)| *need > 0 && have.is_some_and(|h| h < 0));
+    if let (Some((_, _, reason, name)), Some(ready)) = (over, ready)
+        && own_replicas > 0
+    {
+        let keep = ready.min(own_replicas);
+        if keep == 0 {
+            return Err(fail(reason, format!("tier {tier} is short of {name} and none of these replicas is ready")));
+        }
+        return Ok(keep);
+    }
     let own = i64::from(own_replicas);
     let mut fit = i64::MAX;
     let checks = [

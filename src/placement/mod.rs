@@ -119,6 +119,23 @@ impl Decision {
         self.placements.iter().map(|p| p.replicas).sum()
     }
 
+    /// When the link facts behind this decision's placements go stale (`observedAt + staleAfterSeconds`): the
+    /// controller looks again just after, because no watch event announces facts getting old. (The planner
+    /// simulates a monitor that keeps reporting, so it does not step to these moments.)
+    pub fn links_stale_at(&self, w: &WorkloadModel, snap: &Snapshot) -> Option<Timestamp> {
+        let src = w.placement.data_source.as_ref().and_then(|ds| snap.cluster_index(&ds.cluster))?;
+        self.placements
+            .iter()
+            .filter_map(|p| snap.cluster_index(&p.cluster).filter(|ci| *ci != src))
+            .filter_map(|ci| snap.link_between(src, ci))
+            .filter_map(|(_, l)| {
+                let at = l.observed_at?;
+                let ms = at.as_millisecond().saturating_add((i64::from(l.stale_after_seconds) + 1) * 1000);
+                Timestamp::from_millisecond(ms).ok()
+            })
+            .min()
+    }
+
     /// The history this decision leaves for the next one (what the controller keeps in status).
     pub fn history(&self) -> History {
         History {
@@ -131,6 +148,7 @@ impl Decision {
                     replicas: p.replicas,
                     since: p.since,
                     reason: p.reason.to_string(),
+                    ready: None,
                 })
                 .collect(),
             verdicts: self.verdicts.clone(),

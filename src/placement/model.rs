@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use super::quantity::{parse_milli, parse_units};
+use super::quantity::{parse_milli, parse_signed_milli, parse_signed_units, parse_units};
 use crate::api::{
     ClusterLink, ClusterTaint, ConfidentialityLabel, Failover, LinkState, MemberCluster, MissionWorkload, Placement,
     ResourceAmounts, SecurityPolicy, SecurityPolicySpec,
@@ -25,12 +25,13 @@ pub struct Resources {
 }
 
 impl Resources {
-    /// Parses reported amounts; a missing or malformed amount is unknown.
+    /// Parses reported amounts; a missing or malformed amount is unknown. Free amounts are negative when the
+    /// tier is overcommitted (its pods request more than its ready nodes offer).
     pub fn from_amounts(a: &ResourceAmounts) -> Self {
         Resources {
-            cpu_milli: a.cpu.as_deref().and_then(parse_milli),
-            memory_bytes: a.memory.as_deref().and_then(parse_units),
-            pods: a.pods.as_deref().and_then(parse_units),
+            cpu_milli: a.cpu.as_deref().and_then(parse_signed_milli),
+            memory_bytes: a.memory.as_deref().and_then(parse_signed_units),
+            pods: a.pods.as_deref().and_then(parse_signed_units),
         }
     }
 }
@@ -363,6 +364,9 @@ pub struct CurrentPlacement {
     pub since: Timestamp,
     /// Why it was made (kept while the placement lasts).
     pub reason: String,
+    /// Replicas the member reports ready there (`None`: not known, as in the planner). When the tier is
+    /// overcommitted, only these keep their place: the unready ones are the replicas that no longer fit.
+    pub ready: Option<u32>,
 }
 
 /// A failback the engine is waiting to make: the better set of (cluster, tier) and since when it has
@@ -401,6 +405,7 @@ impl History {
                     replicas: p.replicas,
                     since: p.since.as_ref().map_or(Timestamp::UNIX_EPOCH, |t| t.0),
                     reason: p.reason.clone(),
+                    ready: Some(p.ready_replicas),
                 })
                 .collect(),
             verdicts: s

@@ -10,6 +10,24 @@ pub fn parse_units(s: &str) -> Option<i64> {
     scaled(s, 1)
 }
 
+/// Like [`parse_milli`], but a leading `-` is allowed: free capacity is negative when a tier is overcommitted.
+pub fn parse_signed_milli(s: &str) -> Option<i64> {
+    signed(s, parse_milli)
+}
+
+/// Like [`parse_units`], but a leading `-` is allowed.
+pub fn parse_signed_units(s: &str) -> Option<i64> {
+    signed(s, parse_units)
+}
+
+fn signed(s: &str, parse: fn(&str) -> Option<i64>) -> Option<i64> {
+    match s.trim().strip_prefix('-') {
+        Some(rest) if !rest.starts_with(['-', '+']) => parse(rest).map(|v| -v),
+        Some(_) => None,
+        None => parse(s),
+    }
+}
+
 /// The value of `s` multiplied by `factor`, rounded up to an integer. `None` for malformed or negative input.
 fn scaled(s: &str, factor: i128) -> Option<i64> {
     let s = s.trim();
@@ -70,6 +88,16 @@ fn scaled(s: &str, factor: i128) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signed_quantities_for_overcommitted_free_capacity() {
+        assert_eq!(parse_signed_milli("-2000m"), Some(-2000));
+        assert_eq!(parse_signed_units("-1Gi"), Some(-(1 << 30)));
+        assert_eq!(parse_signed_units("3"), Some(3));
+        assert_eq!(parse_signed_milli("--1"), None);
+        assert_eq!(parse_signed_milli("-+1"), None);
+        assert_eq!(parse_milli("-1"), None, "requests are never negative");
+    }
 
     #[test]
     fn cpu_quantities() {

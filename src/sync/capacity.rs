@@ -4,9 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Container, Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ListParams;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tracing::{debug, warn};
 
@@ -15,6 +17,9 @@ use super::error::Error;
 use super::member_status;
 use crate::api::{ResourceAmounts, TIER_LABEL, TierCapacity};
 use crate::placement::quantity::{parse_milli, parse_units};
+
+/// How long node changes may keep arriving before the capacity is observed.
+const NODE_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// cpu (millicores), memory (bytes), pods.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -109,9 +114,13 @@ pub fn summarise(nodes: &[Node], pods: &[Pod]) -> BTreeMap<String, TierCapacity>
     let mut used: BTreeMap<String, Amounts> = BTreeMap::new();
     for p in pods.iter().filter(|p| !terminated(p)) {
         let spec = p.spec.as_ref();
+        // A pod on a ready node uses that node's tier. A pending pod, or one stranded on a node that is gone or
+        // NotReady, still needs room in the tier it selects: counting it makes the shortfall visible at once,
+        // before the pod garbage collector replaces it.
+        let selected = || spec.and_then(|s| s.node_selector.as_ref()).and_then(|s| s.get(TIER_LABEL)).cloned();
         let tier = match spec.and_then(|s| s.node_name.as_deref()) {
-            Some(node) => ready_node_tier.get(node).map(|t| t.to_string()),
-            None => spec.and_then(|s| s.node_selector.as_ref()).and_then(|s| s.get(TIER_LABEL)).cloned(),
+            Some(node) => ready_node_tier.get(node).map(|t| t.to_string()).or_else(selected),
+            None => selected(),
         };
         if let Some(tier) = tier.filter(|t| alloc.contains_key(t)) {
             used.entry(tier).or_default().add(pod_request(p));
@@ -123,9 +132,8 @@ pub fn summarise(nodes: &[Node], pods: &[Pod]) -> BTreeMap<String, TierCapacity>
             let u = used.get(&tier).copied().unwrap_or_default();
             let free = Amounts { cpu: a.cpu - u.cpu, memory: a.memory - u.memory, pods: a.pods - u.pods };
             if free.cpu < 0 || free.memory < 0 || free.pods < 0 {
-                warn!(%tier, ?a, used = ?u, "pods in the tier request more than its ready nodes offer; reporting 0 free");
+                debug!(%tier, ?a, used = ?u, "pods in the tier request more than its ready nodes offer: free is negative");
             }
-            let free = Amounts { cpu: free.cpu.max(0), memory: free.memory.max(0), pods: free.pods.max(0) };
             let (nodes, ready_nodes) = counts.get(&tier).copied().unwrap_or_default();
             (tier, TierCapacity { nodes, ready_nodes, allocatable: a.render(), free: free.render() })
         })
@@ -141,13 +149,34 @@ pub async fn observe(member: &Client) -> Result<BTreeMap<String, TierCapacity>, 
     Ok(summarise(&nodes.items, &pods.items))
 }
 
-/// Every `capacity_interval`: observe and report when the summary changed.
+/// Observes every `capacity_interval`, and at once (after a short settling delay) when a Node changes, so a lost
+/// or NotReady node moves work within seconds; reports only when the summary changed.
 pub async fn run(ctx: Arc<SyncContext>, cluster: String, member: Client) -> Result<(), Error> {
     let mut last: Option<BTreeMap<String, TierCapacity>> = None;
     let mut tick = tokio::time::interval(ctx.config.capacity_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let nodes = watcher(Api::<Node>::all(member.clone()), watcher::Config::default().any_semantic()).default_backoff();
+    let mut nodes = std::pin::pin!(nodes);
+    let mut watching = true;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            event = nodes.next(), if watching => match event {
+                Some(Ok(watcher::Event::Apply(_) | watcher::Event::Delete(_) | watcher::Event::InitDone)) => {
+                    // Let a burst of node changes (a rack going away) settle into one observation.
+                    tokio::time::sleep(NODE_SETTLE).await;
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => {
+                    debug!(%cluster, error = %e, "node watch failed; retrying with backoff");
+                    continue;
+                }
+                None => {
+                    watching = false;
+                    continue;
+                }
+            },
+        }
         let summary = match observe(&member).await {
             Ok(s) => s,
             Err(e) => {
@@ -255,11 +284,27 @@ mod tests {
     }
 
     #[test]
-    fn overcommitted_tier_reports_zero() {
+    fn overcommitted_tier_reports_the_shortfall() {
         let nodes = [node("core-0", "core", "1", true, false)];
         let pods = [pod(Some("core-0"), None, "Running", json!([c("2", "1Gi")]))];
         let s = summarise(&nodes, &pods);
-        assert_eq!(s["core"].free.cpu.as_deref(), Some("0m"));
+        assert_eq!(s["core"].free.cpu.as_deref(), Some("-1000m"));
         assert_eq!(s["core"].free.pods.as_deref(), Some("109"));
+    }
+
+    #[test]
+    fn pods_stranded_on_a_lost_node_count_against_their_tier() {
+        // Four 1-cpu replicas on 2-cpu edge nodes: edge-1 was deleted, edge-2 is NotReady, edge-0 keeps its two.
+        let nodes = [node("edge-0", "edge", "2", true, false), node("edge-2", "edge", "2", false, false)];
+        let pods = [
+            pod(Some("edge-0"), Some("edge"), "Running", json!([c("1", "1Gi")])),
+            pod(Some("edge-0"), Some("edge"), "Running", json!([c("1", "1Gi")])),
+            pod(Some("edge-1"), Some("edge"), "Running", json!([c("1", "1Gi")])), // node deleted
+            pod(Some("edge-2"), Some("edge"), "Running", json!([c("1", "1Gi")])), // node NotReady
+            pod(Some("gone"), None, "Running", json!([c("1", "1Gi")])),           // no tier: not counted
+        ];
+        let s = summarise(&nodes, &pods);
+        assert_eq!(s["edge"].free.cpu.as_deref(), Some("-2000m"), "{:?}", s["edge"]);
+        assert_eq!(s["edge"].ready_nodes, 1);
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod assignments;
+pub mod budget;
 pub mod capacity;
 pub mod credentials;
 pub mod error;
@@ -26,8 +27,10 @@ pub struct SyncConfig {
     pub heartbeat_interval: Duration,
     /// A Lease older than this makes the cluster unreachable; written as `leaseDurationSeconds` (default 15 s).
     pub cluster_grace: Duration,
-    /// Capacity observation (default 10 s).
+    /// Capacity observation (default 10 s); Node changes trigger an observation at once.
     pub capacity_interval: Duration,
+    /// Write budget of each member (default 20 writes/s, burst 20).
+    pub write_budget: budget::Budget,
 }
 
 impl Default for SyncConfig {
@@ -36,6 +39,7 @@ impl Default for SyncConfig {
             heartbeat_interval: Duration::from_secs(5),
             cluster_grace: Duration::from_secs(15),
             capacity_interval: Duration::from_secs(10),
+            write_budget: budget::Budget::default(),
         }
     }
 }
@@ -59,6 +63,7 @@ pub async fn run_member(
     member: kube::Client,
     identity: String,
 ) -> Result<(), Error> {
+    let member = budget::budgeted(member, ctx.config.write_budget, ctx.metrics.clone(), &cluster);
     let up = Arc::new(AtomicBool::new(false));
     tokio::try_join!(
         heartbeat::run(ctx.clone(), cluster.clone(), member.clone(), identity.clone(), up.clone()),

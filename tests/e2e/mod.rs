@@ -2,6 +2,9 @@
 //! process and its metrics. Run inside the federation's network namespace (`e2e/federation run ...`).
 #![allow(dead_code)]
 
+pub mod fleet;
+pub mod storm;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -142,6 +145,11 @@ impl ControllerProcess {
             .filter(|l| keep(l))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops the process.

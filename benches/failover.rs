@@ -1,0 +1,202 @@
+//! Failover benchmark on the local federation (`e2e/bench/failover`): place N workloads on ltu-1, cut its
+//! link, and measure the time until every one is Ready elsewhere, the member writes per moved workload and
+//! the controller's RSS. Prints JSON. Needs the federation: run it through `e2e/bench/failover`.
+//!
+//! Arguments (after `--`): `--sizes 50,200` `--trials 5`.
+
+#[path = "../tests/e2e/mod.rs"]
+mod e2e;
+
+use std::time::{Duration, Instant};
+
+use e2e::fleet::{LinkMonitor, NS, install, member_marshal_writes};
+use e2e::*;
+use serde_json::{Value, json};
+
+const GRACE: f64 = 15.0;
+const TOLERATION: f64 = 20.0;
+const BENCH_NODE: &str = "ltu-1-bench-0";
+
+fn workloads_yaml(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            // Half are Polish-led, half German-led: where they fail over to differs, as in a real coalition.
+            let second = if i % 2 == 0 { "POL" } else { "DEU" };
+            format!(
+                r#"apiVersion: marshal.dev/v1alpha1
+kind: MissionWorkload
+metadata: {{name: bench-{i:03}, namespace: {NS}, labels: {{marshal-bench: failover}}}}
+spec:
+  owner: LTU
+  confidentiality: {{policy: NATO, classification: RESTRICTED, categories: [{{tagName: Releasable To, values: [LTU, POL, DEU]}}]}}
+  replicas: 1
+  template:
+    metadata: {{labels: {{app: bench}}}}
+    spec: {{containers: [{{name: app, image: "registry.example.mil/ltu/sensor:1", resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}}}]}}
+  placement: {{tiers: [edge, core], preferredNations: [LTU, {second}]}}
+  failover: {{tolerationSeconds: {TOLERATION}, failbackAfterSeconds: 3600}}
+"#
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+fn bench_workloads() -> Vec<Value> {
+    get("hub", &["mw", "-n", NS, "-l", "marshal-bench=failover"])
+        .and_then(|l| l["items"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+fn ready_off_ltu(w: &Value) -> bool {
+    let p = placements(w);
+    !p.is_empty() && p.iter().all(|s| !s.starts_with("ltu-1/")) && condition(w, "Ready").as_deref() == Some("True")
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Hub writes other than heartbeat renewals.
+fn hub_writes(c: &ControllerProcess) -> f64 {
+    c.writes(|l| l.contains("target=\"hub\"") && not_heartbeat(l))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn wait_all(what: &str, n: usize, f: impl Fn(&Value) -> bool) {
+    wait_for(what, Duration::from_secs(600), || {
+        let ws = bench_workloads();
+        (ws.len() == n && ws.iter().all(&f)).then_some(())
+    });
+}
+
+/// One trial: returns (per-workload seconds from the cut to Ready elsewhere, member writes during the move,
+/// member writes cleaning ltu-1 after the link returns, hub writes, peak RSS MiB).
+fn trial(c: &ControllerProcess, n: usize) -> (Vec<f64>, f64, f64, f64, f64) {
+    kubectl_stdin("hub", &["apply", "-f", "-"], Some(&workloads_yaml(n))).expect("bench workloads");
+    wait_all("bench workloads Ready on ltu-1", n, |w| {
+        placements(w).iter().all(|p| p.starts_with("ltu-1/"))
+            && !placements(w).is_empty()
+            && condition(w, "Ready").as_deref() == Some("True")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let receivers = ["pol-1", "deu-1"];
+    let before: Vec<f64> = receivers.iter().map(|m| member_marshal_writes(m).unwrap_or(0.0)).collect();
+    let hub_before = hub_writes(c);
+    let cut = Instant::now();
+    federation(&["link", "ltu-1", "down"]);
+    let mut done: Vec<Option<f64>> = vec![None; n];
+    let mut rss: f64 = 0.0;
+    while done.iter().any(Option::is_none) {
+        assert!(cut.elapsed() < Duration::from_secs(600), "failover did not finish");
+        let t = cut.elapsed().as_secs_f64();
+        for w in bench_workloads() {
+            let i: usize =
+                w["metadata"]["name"].as_str().and_then(|s| s.strip_prefix("bench-")?.parse().ok()).unwrap_or(n);
+            if i < n && done[i].is_none() && ready_off_ltu(&w) {
+                done[i] = Some(t);
+            }
+        }
+        rss = rss.max(rss_mib(c.pid()));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let moved: f64 = receivers.iter().zip(&before).map(|(m, b)| member_marshal_writes(m).unwrap_or(0.0) - b).sum();
+    let hub = hub_writes(c) - hub_before;
+    let ltu_before = {
+        federation(&["link", "ltu-1", "up"]);
+        // The counter of ltu-1 is readable again once the link is back; its deletes follow.
+        wait_for("ltu-1 readable", Duration::from_secs(60), || member_marshal_writes("ltu-1"))
+    };
+    wait_for("stale copies removed from ltu-1", Duration::from_secs(300), || {
+        let l = get("ltu-1", &["deploy", "-n", NS, "-l", "app=bench"])?;
+        l["items"].as_array().is_some_and(|a| a.is_empty()).then_some(())
+    });
+    let cleanup = member_marshal_writes("ltu-1").unwrap_or(0.0) - ltu_before;
+    kubectl("hub", &["delete", "mw", "-n", NS, "-l", "marshal-bench=failover", "--wait=false"]).expect("delete");
+    wait_for("bench workloads gone", Duration::from_secs(600), || bench_workloads().is_empty().then_some(()));
+    (done.into_iter().map(|d| d.unwrap_or(f64::NAN)).collect(), moved, cleanup, hub, rss)
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let sizes: Vec<usize> =
+        arg(&args, "--sizes").unwrap_or_else(|| "50,200".into()).split(',').filter_map(|s| s.parse().ok()).collect();
+    let trials: usize = arg(&args, "--trials").and_then(|s| s.parse().ok()).unwrap_or(5);
+    install();
+    let node = format!(
+        r#"{{"apiVersion":"v1","kind":"Node","metadata":{{"name":"{BENCH_NODE}","annotations":{{"kwok.x-k8s.io/node":"fake"}},
+        "labels":{{"type":"kwok","marshal.dev/tier":"edge","kubernetes.io/hostname":"{BENCH_NODE}","topology.kubernetes.io/zone":"ltu-1-edge"}}}},
+        "status":{{"capacity":{{"cpu":"16","memory":"64Gi","pods":"300"}},"allocatable":{{"cpu":"16","memory":"64Gi","pods":"300"}}}}}}"#
+    );
+    let _ = kubectl("ltu-1", &["delete", "node", BENCH_NODE, "--ignore-not-found"]);
+    kubectl_stdin("ltu-1", &["create", "-f", "-"], Some(&node)).expect("bench node");
+    let monitor = LinkMonitor::start();
+    let c = ControllerProcess::start(18082, &[]);
+    std::thread::sleep(Duration::from_secs(15));
+    let mut results = Vec::new();
+    for &n in &sizes {
+        let mut all = Vec::new();
+        let mut per_trial_all_ready = Vec::new();
+        let (mut moved_w, mut cleanup_w, mut hub_w, mut rss) = (0.0, 0.0, 0.0, 0.0f64);
+        for t in 0..trials {
+            let (times, moved, cleanup, hub, peak) = trial(&c, n);
+            let max = times.iter().copied().fold(0.0, f64::max);
+            eprintln!(
+                "N={n} trial {}: every workload Ready elsewhere {max:.1}s after the cut; member writes {moved} (+{cleanup} cleanup on ltu-1), hub writes {hub}, RSS {peak:.1} MiB",
+                t + 1
+            );
+            per_trial_all_ready.push(max);
+            all.extend(times);
+            moved_w += moved;
+            cleanup_w += cleanup;
+            hub_w += hub;
+            rss = rss.max(peak);
+        }
+        all.sort_by(f64::total_cmp);
+        per_trial_all_ready.sort_by(f64::total_cmp);
+        let moved_total = (n * trials) as f64;
+        results.push(json!({
+            "n": n,
+            "trials": trials,
+            "all_ready_elsewhere_seconds": {
+                "p50": percentile(&per_trial_all_ready, 50.0),
+                "p99": percentile(&per_trial_all_ready, 99.0),
+                "per_trial": per_trial_all_ready,
+            },
+            "workload_ready_elsewhere_seconds": {"p50": percentile(&all, 50.0), "p99": percentile(&all, 99.0)},
+            "member_writes_per_moved_workload": moved_w / moved_total,
+            "member_cleanup_writes_per_moved_workload": cleanup_w / moved_total,
+            "hub_writes_per_moved_workload": hub_w / moved_total,
+            "controller_rss_mib_peak": rss,
+        }));
+    }
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let out = json!({
+        "benchmark": "failover",
+        "cluster_grace_seconds": GRACE,
+        "toleration_seconds": TOLERATION,
+        "target_seconds": GRACE + TOLERATION + 10.0,
+        "member_write_budget_per_second": 20,
+        "machine": {"cpus": cpus, "os": std::env::consts::OS},
+        "results": results,
+    });
+    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    drop(monitor);
+    c.stop();
+    let _ = kubectl("ltu-1", &["delete", "node", BENCH_NODE, "--ignore-not-found"]);
+}

@@ -1,0 +1,258 @@
+//! The Baltic exercise on the federation, shared by the end-to-end tests: installing it, a network monitor
+//! that reports link facts, reading workloads, checking the members, and the members' own request counters.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::*;
+
+/// Namespace of the exercise's workloads.
+pub const NS: &str = "baltic-shield";
+/// The exercise, in apply order.
+pub const EXAMPLES: [&str; 5] = [
+    "examples/baltic/05-namespace.yaml",
+    "examples/baltic/00-security-policy.yaml",
+    "examples/baltic/10-member-clusters.yaml",
+    "examples/baltic/20-cluster-links.yaml",
+    "examples/baltic/30-workloads.yaml",
+];
+
+/// Prints a step header.
+pub fn step(name: &str) {
+    eprintln!("\n=== {name}");
+}
+
+/// A file of the repository.
+pub fn file(path: &str) -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect("read file")
+}
+
+/// Restores every link, removes MemberClusters other tests left (clusters that never heartbeat would count
+/// towards a fleet freeze), installs the CRDs, the admission policy and the exercise.
+pub fn install() {
+    step("install CRDs, the admission policy and the Baltic example");
+    for m in MEMBERS {
+        federation(&["link", m, "up"]);
+    }
+    if let Ok(names) = kubectl("hub", &["get", "mc", "-o", "name"]) {
+        for name in names
+            .lines()
+            .filter(|n| !["pol-1", "deu-1", "ltu-1", "lva-1"].iter().any(|k| n.ends_with(&format!("/{k}"))))
+        {
+            kubectl("hub", &["delete", name, "--wait=false"]).expect("remove a foreign MemberCluster");
+        }
+    }
+    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
+    kubectl("hub", &["apply", "--server-side", "--force-conflicts", "-f", crds]).expect("CRDs");
+    for crd in ["securitypolicies", "memberclusters", "clusterlinks", "missionworkloads", "assignments"] {
+        kubectl("hub", &["wait", "--for", "condition=established", "--timeout=60s", &format!("crd/{crd}.marshal.dev")])
+            .expect("established");
+    }
+    apply("hub", &file("deploy/admission-policy.yaml")).expect("admission policy");
+    for f in EXAMPLES {
+        // The admission policy's binding takes a moment to be enforced for new params; retry briefly.
+        wait_for(&format!("apply {f}"), Duration::from_secs(30), || apply("hub", &file(f)).ok());
+    }
+}
+
+/// Facts a network monitor reports for one link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkFacts {
+    /// `Up`, `Degraded` or `Down`.
+    pub state: &'static str,
+    /// Round-trip time.
+    pub rtt_ms: u32,
+    /// Bandwidth.
+    pub bandwidth_mbps: u32,
+}
+
+/// A network monitor: reports the exercise's links every 5 s, as an external monitor would. Tests change what
+/// it reports with [`LinkMonitor::set`], or [`LinkMonitor::pause`] a link to let its facts go stale.
+pub struct LinkMonitor {
+    facts: Arc<Mutex<BTreeMap<String, Option<LinkFacts>>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The exercise's links when all is well.
+pub const GOOD_LINKS: [(&str, u32, u32); 4] =
+    [("ltu-1.pol-1", 12, 100), ("ltu-1.deu-1", 38, 40), ("ltu-1.lva-1", 7, 200), ("pol-1.deu-1", 18, 1000)];
+
+/// Writes one link's status now.
+pub fn report_link(name: &str, f: LinkFacts, observed_at: jiff::Timestamp) {
+    let patch = format!(
+        r#"{{"status":{{"state":"{}","rttMs":{},"bandwidthMbps":{},"lossPercent":0,"observedAt":"{observed_at}","reporter":"monitor/e2e"}}}}"#,
+        f.state, f.rtt_ms, f.bandwidth_mbps
+    );
+    let _ = kubectl("hub", &["patch", "clink", name, "--subresource=status", "--type=merge", "-p", &patch]);
+}
+
+impl LinkMonitor {
+    /// Starts reporting [`GOOD_LINKS`].
+    pub fn start() -> Self {
+        let facts: BTreeMap<String, Option<LinkFacts>> = GOOD_LINKS
+            .iter()
+            .map(|(n, rtt, bw)| (n.to_string(), Some(LinkFacts { state: "Up", rtt_ms: *rtt, bandwidth_mbps: *bw })))
+            .collect();
+        let facts = Arc::new(Mutex::new(facts));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, s) = (facts.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let now = jiff::Timestamp::now();
+                let current = f.lock().map(|m| m.clone()).unwrap_or_default();
+                for (name, facts) in current {
+                    if let Some(facts) = facts {
+                        report_link(&name, facts, now);
+                    }
+                }
+                for _ in 0..10 {
+                    if s.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+        });
+        LinkMonitor { facts, stop, thread: Some(thread) }
+    }
+
+    /// Reports `facts` for `link` from now on, starting at once.
+    pub fn set(&self, link: &str, facts: LinkFacts) {
+        if let Ok(mut m) = self.facts.lock() {
+            m.insert(link.to_string(), Some(facts));
+        }
+        report_link(link, facts, jiff::Timestamp::now());
+    }
+
+    /// Stops reporting `link` (its facts age from their last `observedAt`).
+    pub fn pause(&self, link: &str) {
+        if let Ok(mut m) = self.facts.lock() {
+            m.insert(link.to_string(), None);
+        }
+    }
+
+    /// Reports every link as in [`GOOD_LINKS`] again.
+    pub fn all_good(&self) {
+        for (name, rtt, bw) in GOOD_LINKS {
+            self.set(name, LinkFacts { state: "Up", rtt_ms: rtt, bandwidth_mbps: bw });
+        }
+    }
+}
+
+impl Drop for LinkMonitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A MissionWorkload of the exercise's namespace.
+pub fn workload(name: &str) -> Value {
+    get("hub", &["mw", "-n", NS, name]).unwrap_or_else(|| panic!("MissionWorkload {name} not found"))
+}
+
+/// Waits until a workload's placements all run Ready in their members, and returns them.
+pub fn wait_ready(name: &str, timeout: Duration) -> Vec<String> {
+    wait_for(&format!("{name} Ready"), timeout, || {
+        let w = workload(name);
+        (condition(&w, "Ready").as_deref() == Some("True")
+            && w["status"]["observedGeneration"] == w["metadata"]["generation"])
+            .then(|| placements(&w))
+    })
+}
+
+/// Checks that a workload's Deployments exist in exactly the clusters of its status, as placed.
+pub fn check_members(name: &str) {
+    check_members_except(name, &[]);
+}
+
+/// The same, leaving out members the hub cannot reach (their copies keep running: edge autonomy).
+pub fn check_members_except(name: &str, unreachable: &[&str]) {
+    let w = workload(name);
+    let placed = placements(&w);
+    for member in MEMBERS.iter().filter(|m| !unreachable.contains(m)) {
+        let d = member_deployment(member, NS, name);
+        let here: Vec<&String> = placed.iter().filter(|p| p.starts_with(&format!("{member}/"))).collect();
+        match (here.first(), d) {
+            (None, None) => {}
+            (None, Some(_)) => panic!("{name}: Deployment in {member}, which is not among its placements {placed:?}"),
+            (Some(p), None) => panic!("{name}: placed {p} but no Deployment in {member}"),
+            (Some(p), Some(d)) => {
+                let (slot, replicas) = p.split_once('=').expect("slot=replicas");
+                let tier = slot.split_once('/').expect("cluster/tier").1;
+                assert_eq!(d["spec"]["replicas"].to_string(), replicas, "{name} in {member}: replicas");
+                assert_eq!(
+                    d["spec"]["template"]["spec"]["nodeSelector"]["marshal.dev/tier"], tier,
+                    "{name} in {member}: nodeSelector"
+                );
+                assert_eq!(d["status"]["readyReplicas"].to_string(), replicas, "{name} in {member}: ready");
+                let ann = &d["metadata"]["annotations"];
+                assert!(
+                    ann["marshal.dev/digest"].as_str().is_some_and(|s| s.starts_with("sha256:")),
+                    "{name}: digest annotation"
+                );
+                assert_eq!(
+                    ann["marshal.dev/classification"], w["spec"]["confidentiality"]["classification"],
+                    "{name}: classification"
+                );
+                assert_eq!(d["metadata"]["labels"]["marshal.dev/owner"], w["spec"]["owner"], "{name}: owner label");
+            }
+        }
+    }
+    eprintln!("  {name}: {placed:?} match the members");
+}
+
+/// A counter of the controller's `/metrics`, summed over the series whose labels contain `labels`.
+pub fn metric(c: &ControllerProcess, name: &str, labels: &str) -> f64 {
+    let text = c.http("/metrics").unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+        .filter(|l| l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Mutating requests a member's API server has served for the objects Marshal writes there (Deployments and
+/// Namespaces, not their status), from its own `apiserver_request_total`. PUT is left out: Marshal never
+/// sends one, and the deployment controller PUTs each new Deployment's revision annotation.
+pub fn member_marshal_writes(member: &str) -> Option<f64> {
+    let text = kubectl(member, &["get", "--raw", "/metrics"]).ok()?;
+    Some(
+        text.lines()
+            .filter(|l| l.starts_with("apiserver_request_total{"))
+            .filter(|l| ["POST", "PATCH", "APPLY", "DELETE"].iter().any(|v| l.contains(&format!("verb=\"{v}\""))))
+            .filter(|l| l.contains("resource=\"deployments\"") || l.contains("resource=\"namespaces\""))
+            .filter(|l| l.contains("subresource=\"\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+/// Events about the current workload `name` (by uid: not an earlier one of the same name) with `reason`,
+/// oldest first, as their messages (the core/v1 view of the events.k8s.io Events the controller records).
+pub fn workload_events(name: &str, reason: &str) -> Vec<String> {
+    let uid = workload(name)["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+    let sel = format!("involvedObject.uid={uid},reason={reason}");
+    let out = kubectl("hub", &["get", "events", "-n", NS, "--field-selector", &sel, "-o", "json"]).unwrap_or_default();
+    let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    let mut items: Vec<(String, String)> = v["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| {
+                    let t = e["eventTime"].as_str().or(e["metadata"]["creationTimestamp"].as_str()).unwrap_or("");
+                    (t.to_string(), e["message"].as_str().unwrap_or("").to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    items.sort();
+    items.into_iter().map(|(_, n)| n).collect()
+}
