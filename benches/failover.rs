@@ -92,6 +92,8 @@ fn trial(c: &ControllerProcess, n: usize) -> (Vec<f64>, f64, f64, f64, f64) {
     });
     std::thread::sleep(Duration::from_secs(3));
     let receivers = ["pol-1", "deu-1"];
+    // ltu-1 receives nothing from Marshal while it is cut off: its counter before the cut is the baseline.
+    let ltu_before = member_marshal_writes("ltu-1").unwrap_or(0.0);
     let before: Vec<f64> = receivers.iter().map(|m| member_marshal_writes(m).unwrap_or(0.0)).collect();
     let hub_before = hub_writes(c);
     let cut = Instant::now();
@@ -113,16 +115,12 @@ fn trial(c: &ControllerProcess, n: usize) -> (Vec<f64>, f64, f64, f64, f64) {
     }
     let moved: f64 = receivers.iter().zip(&before).map(|(m, b)| member_marshal_writes(m).unwrap_or(0.0) - b).sum();
     let hub = hub_writes(c) - hub_before;
-    let ltu_before = {
-        federation(&["link", "ltu-1", "up"]);
-        // The counter of ltu-1 is readable again once the link is back; its deletes follow.
-        wait_for("ltu-1 readable", Duration::from_secs(60), || member_marshal_writes("ltu-1"))
-    };
+    federation(&["link", "ltu-1", "up"]);
     wait_for("stale copies removed from ltu-1", Duration::from_secs(300), || {
         let l = get("ltu-1", &["deploy", "-n", NS, "-l", "app=bench"])?;
         l["items"].as_array().is_some_and(|a| a.is_empty()).then_some(())
     });
-    let cleanup = member_marshal_writes("ltu-1").unwrap_or(0.0) - ltu_before;
+    let cleanup = wait_for("ltu-1 readable", Duration::from_secs(60), || member_marshal_writes("ltu-1")) - ltu_before;
     kubectl("hub", &["delete", "mw", "-n", NS, "-l", "marshal-bench=failover", "--wait=false"]).expect("delete");
     wait_for("bench workloads gone", Duration::from_secs(600), || bench_workloads().is_empty().then_some(()));
     (done.into_iter().map(|d| d.unwrap_or(f64::NAN)).collect(), moved, cleanup, hub, rss)
