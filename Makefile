@@ -1,5 +1,5 @@
 # Marshal: one command runs it, one command tests it.
-.PHONY: help test lint crds charts plan bench e2e ci demo demo-down
+.PHONY: help test lint crds charts plan bench bench-failover e2e ci demo demo-down
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ plan: ## the what-if planner on the Baltic exercise
 
 bench: ## placement engine benchmark (prints decisions per second)
 	cargo bench --bench placement
+
+bench-failover: ## failover benchmark on the local federation (root, Go; prints JSON)
+	bash e2e/bench/failover
 
 demo: ## local federation + controller + the Baltic exercise, then a link cut and the failover (root, Go)
 	bash e2e/demo

@@ -623,6 +623,17 @@ fn agent_end_to_end() {
     rbac_is_exact(&hub_kc);
     step("start the controller (signing) and the agent (its token, its clearance, the hub's public key)");
     let c = ControllerProcess::start(18080, &["--signing-key-secret", SECRET]);
+    // Earlier tests leave the exercise's workloads with unsigned Assignments for ltu-1: let the signing
+    // controller re-sign them first, so that the agent's refusal counters below count only this test's cases.
+    wait_for("every ltu-1 Assignment signed", Duration::from_secs(90), || {
+        let list = get("hub", &["asg", "-n", "marshal-ltu-1"])?;
+        list["items"]
+            .as_array()?
+            .iter()
+            .filter(|a| a["metadata"]["deletionTimestamp"].is_null())
+            .all(|a| !annotation(a, "marshal.dev/signature").is_empty())
+            .then_some(())
+    });
     let agent = Agent::start(&hub_kc);
     runs_on_ltu(&agent);
     local_clearance_rules();

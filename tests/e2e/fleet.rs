@@ -103,11 +103,13 @@ impl LinkMonitor {
         let (f, s) = (facts.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                let now = jiff::Timestamp::now();
-                let current = f.lock().map(|m| m.clone()).unwrap_or_default();
-                for (name, facts) in current {
-                    if let Some(facts) = facts {
-                        report_link(&name, facts, now);
+                let names: Vec<String> = f.lock().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+                for name in names {
+                    // Read and write under the lock: a test's `set` can never be overwritten by facts read before it.
+                    if let Ok(m) = f.lock()
+                        && let Some(Some(facts)) = m.get(&name)
+                    {
+                        report_link(&name, *facts, jiff::Timestamp::now());
                     }
                 }
                 for _ in 0..10 {
@@ -125,8 +127,8 @@ impl LinkMonitor {
     pub fn set(&self, link: &str, facts: LinkFacts) {
         if let Ok(mut m) = self.facts.lock() {
             m.insert(link.to_string(), Some(facts));
+            report_link(link, facts, jiff::Timestamp::now());
         }
-        report_link(link, facts, jiff::Timestamp::now());
     }
 
     /// Stops reporting `link` (its facts age from their last `observedAt`).
