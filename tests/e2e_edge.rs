@@ -54,6 +54,38 @@ fn verdict_message(w: &Value, cluster: &str, tier: &str) -> String {
         .to_string()
 }
 
+/// Waits until the workload's `Moved` Events satisfy `ok`: the Event follows the status write that the test
+/// saw first.
+fn moved_events(name: &str, ok: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let mut last = Vec::new();
+    let found = wait_for_opt(Duration::from_secs(20), || {
+        last = workload_events(name, "Moved");
+        ok(&last).then(|| last.clone())
+    });
+    found.unwrap_or_else(|| panic!("{name}: Moved Events {last:?}"))
+}
+
+/// Waits until `marshal_replacements_total{labels}` reaches `at_least` (it is counted with the Event).
+fn counted(c: &ControllerProcess, labels: &str, at_least: f64) {
+    wait_for(&format!("marshal_replacements_total{{{labels}}} >= {at_least}"), Duration::from_secs(20), || {
+        (metric(c, "marshal_replacements_total", labels) >= at_least).then_some(())
+    });
+}
+
+/// Polls `f` every 500 ms until it returns Some, or gives None after `timeout`.
+fn wait_for_opt<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 fn delete_workload(name: &str) {
     kubectl("hub", &["delete", "mw", "-n", NS, name, "--wait=true", "--timeout=120s"]).expect("delete workload");
     for m in MEMBERS {
@@ -86,9 +118,8 @@ fn link_driven(c: &ControllerProcess, mon: &LinkMonitor) {
     let w = workload("e2e-link");
     assert!(verdict_message(&w, "pol-1", "core").contains("rtt 120ms > maxRttMs 50"), "{}", w["status"]["verdicts"]);
     check_members("e2e-link");
-    assert!(metric(c, "marshal_replacements_total", "reason=\"link\"") - link_moves >= 2.0);
-    let moved = workload_events("e2e-link", "Moved");
-    assert!(moved.last().is_some_and(|m| m.contains("pol-1/core -> ltu-1/edge (LinkInsufficient)")), "{moved:?}");
+    counted(c, "reason=\"link\"", link_moves + 2.0);
+    moved_events("e2e-link", |m| m.last().is_some_and(|m| m.contains("pol-1/core -> ltu-1/edge (LinkInsufficient)")));
 
     let good = Instant::now();
     mon.set("ltu-1.pol-1", GOOD);
@@ -107,9 +138,8 @@ fn link_driven(c: &ControllerProcess, mon: &LinkMonitor) {
         good.elapsed().as_secs_f64()
     );
     check_members("e2e-link");
-    assert!(metric(c, "marshal_replacements_total", "reason=\"failback\"") - failback_moves >= 2.0);
-    let moved = workload_events("e2e-link", "Moved");
-    assert!(moved.iter().any(|m| m.contains("ltu-1/edge -> pol-1/core (Failback)")), "{moved:?}");
+    counted(c, "reason=\"failback\"", failback_moves + 2.0);
+    moved_events("e2e-link", |m| m.iter().any(|m| m.contains("ltu-1/edge -> pol-1/core (Failback)")));
 
     step("link facts that go stale count as unknown: fail closed, without any new event");
     mon.pause("ltu-1.pol-1");
@@ -174,6 +204,8 @@ fn no_flap(mon: &LinkMonitor) {
     eprintln!("  moved back {back_after:.1}s after the link came back (failbackAfterSeconds 40)");
     assert!(back_after >= 39.0, "moved back before failbackAfterSeconds: {back_after:.1}s");
     check_members("e2e-noflap");
+    moved_events("e2e-noflap", |e| e.len() == events_before + 2);
+    std::thread::sleep(Duration::from_secs(3));
     let events = workload_events("e2e-noflap", "Moved");
     assert_eq!(events.len(), events_before + 2, "one move out and one back: {events:?}");
     delete_workload("e2e-noflap");
@@ -238,9 +270,8 @@ fn capacity(c: &ControllerProcess) {
         lost.elapsed().as_secs_f64()
     );
     check_members("e2e-capacity");
-    assert!(metric(c, "marshal_replacements_total", "reason=\"capacity\"") > capacity_moves);
-    let events = workload_events("e2e-capacity", "Moved");
-    assert!(events.iter().any(|e| e.contains("(Capacity)")), "{events:?}");
+    counted(c, "reason=\"capacity\"", capacity_moves + 1.0);
+    moved_events("e2e-capacity", |e| e.iter().any(|e| e.contains("(Capacity)")));
 
     kubectl_stdin("deu-1", &["create", "-f", "-"], Some(&node.to_string())).expect("node restored");
     wait_for("deu-1-core-1 Ready", Duration::from_secs(60), || {

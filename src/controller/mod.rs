@@ -208,11 +208,16 @@ impl Context {
 
     /// Publishes an Event on an object; failures are logged, never fatal.
     pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, type_: EventType, reason: &str, note: String) {
+        // kube's Recorder folds events with the same type, reason and action into one series and keeps the first
+        // note: a fingerprint of the note in the action keeps distinct moves distinct (identical ones still fold).
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&note, &mut h);
+        let action = format!("{reason}-{:08x}", std::hash::Hasher::finish(&h) & 0xffff_ffff);
         let ev = Event {
             type_,
             reason: reason.to_string(),
             note: Some(note.chars().take(1000).collect()),
-            action: reason.to_string(),
+            action,
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
