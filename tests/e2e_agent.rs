@@ -209,32 +209,9 @@ fn annotation(obj: &Value, key: &str) -> String {
 
 fn setup() -> (String, String) {
     step("setup: CRDs, example clusters and links, signing key, ltu-1 in pull mode with no credentials on the hub");
-    for m in MEMBERS {
-        federation(&["link", m, "up"]);
-    }
-    if let Ok(names) = kubectl("hub", &["get", "mc", "-o", "name"]) {
-        for name in names
-            .lines()
-            .filter(|n| !["pol-1", "deu-1", "ltu-1", "lva-1"].iter().any(|k| n.ends_with(&format!("/{k}"))))
-        {
-            kubectl("hub", &["delete", name, "--wait=false"]).expect("remove a foreign MemberCluster");
-        }
-    }
-    let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
-    kubectl("hub", &["apply", "--server-side", "--force-conflicts", "-f", crds]).expect("CRDs");
-    for crd in ["securitypolicies", "memberclusters", "clusterlinks", "missionworkloads", "assignments"] {
-        kubectl("hub", &["wait", "--for", "condition=established", "--timeout=60s", &format!("crd/{crd}.marshal.dev")])
-            .expect("established");
-    }
-    apply("hub", &repo("deploy/admission-policy.yaml")).expect("admission policy");
-    for f in [
-        "examples/baltic/05-namespace.yaml",
-        "examples/baltic/00-security-policy.yaml",
-        "examples/baltic/10-member-clusters.yaml",
-        "examples/baltic/20-cluster-links.yaml",
-    ] {
-        wait_for(&format!("apply {f}"), Duration::from_secs(30), || apply("hub", &repo(f)).ok());
-    }
+    e2e::fleet::prepare_hub();
+    // The exercise without its workloads: this test brings its own.
+    e2e::fleet::apply_examples(&e2e::fleet::EXAMPLES[..4]);
     let _ = kubectl("hub", &["create", "namespace", NS]);
 
     // The signing key: the Secret on the hub, the public key for the agent.

@@ -72,20 +72,6 @@ fn counted(c: &ControllerProcess, labels: &str, at_least: f64) {
     });
 }
 
-/// Polls `f` every 500 ms until it returns Some, or gives None after `timeout`.
-fn wait_for_opt<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if start.elapsed() >= timeout {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 fn delete_workload(name: &str) {
     kubectl("hub", &["delete", "mw", "-n", NS, name, "--wait=true", "--timeout=120s"]).expect("delete workload");
     for m in MEMBERS {

@@ -32,9 +32,8 @@ pub fn file(path: &str) -> String {
 }
 
 /// Restores every link, removes MemberClusters other tests left (clusters that never heartbeat would count
-/// towards a fleet freeze), installs the CRDs, the admission policy and the exercise.
-pub fn install() {
-    step("install CRDs, the admission policy and the Baltic example");
+/// towards a fleet freeze), installs the CRDs and the admission policy.
+pub fn prepare_hub() {
     for m in MEMBERS {
         federation(&["link", m, "up"]);
     }
@@ -53,10 +52,21 @@ pub fn install() {
             .expect("established");
     }
     apply("hub", &file("deploy/admission-policy.yaml")).expect("admission policy");
-    for f in EXAMPLES {
+}
+
+/// Applies files of the exercise in order.
+pub fn apply_examples(files: &[&str]) {
+    for f in files {
         // The admission policy's binding takes a moment to be enforced for new params; retry briefly.
         wait_for(&format!("apply {f}"), Duration::from_secs(30), || apply("hub", &file(f)).ok());
     }
+}
+
+/// [`prepare_hub`], then the whole exercise.
+pub fn install() {
+    step("install CRDs, the admission policy and the Baltic example");
+    prepare_hub();
+    apply_examples(&EXAMPLES);
 }
 
 /// Facts a network monitor reports for one link.

@@ -59,13 +59,20 @@ pub fn apply(cluster: &str, yaml: &str) -> Result<String, String> {
 }
 
 /// Polls `f` every 500 ms until it returns Some, or panics with `what` after `timeout`.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    wait_for_opt(timeout, f).unwrap_or_else(|| panic!("timed out after {}s waiting for {what}", timeout.as_secs()))
+}
+
+/// Polls `f` every 500 ms until it returns Some, or gives None after `timeout`.
+pub fn wait_for_opt<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
-            return v;
+            return Some(v);
         }
-        assert!(start.elapsed() < timeout, "timed out after {}s waiting for {what}", timeout.as_secs());
+        if start.elapsed() >= timeout {
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(500));
     }
 }
