@@ -4,163 +4,21 @@
 
 mod e2e;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use e2e::agent::*;
+use e2e::fleet::{file as repo, step};
 use e2e::*;
 use serde_json::Value;
 
 const NS: &str = "e2e-agent";
-const AGENT_METRICS: &str = "127.0.0.1:18181";
-const AGENT_USER: &str = "system:serviceaccount:marshal-ltu-1:marshal-agent";
 const SECRET: &str = "marshal-system/marshal-signing-key";
-
-fn step(name: &str) {
-    eprintln!("\n=== {name}");
-}
-
-fn repo(path: &str) -> String {
-    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect("read file")
-}
-
-fn state() -> String {
-    std::env::var("MARSHAL_TB_STATE").unwrap_or_else(|_| "/tmp/marshal-tb".into())
-}
-
-fn dir() -> String {
-    let d = format!("{}/agent", state());
-    std::fs::create_dir_all(&d).expect("agent dir");
-    d
-}
-
-fn env(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| panic!("{var} not set: run inside `e2e/federation run`"))
-}
-
-/// Runs the marshal binary; Ok(stdout) or Err(stderr).
-fn marshal(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_marshal"))
-        .args(args)
-        .env("KUBECONFIG", kubeconfig("hub"))
-        .output()
-        .expect("marshal binary");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// kubectl with an explicit kubeconfig file.
-fn kubectl_as(kc: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new("kubectl").arg("--kubeconfig").arg(kc).args(args).output().expect("kubectl");
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// `kubectl auth can-i` as the agent's ServiceAccount (it prints yes or no, and exits 1 on no).
-fn can_i(args: &[&str]) -> bool {
-    let out = Command::new("kubectl")
-        .args(["--kubeconfig", &kubeconfig("hub"), "auth", "can-i", "--as", AGENT_USER])
-        .args(args)
-        .output()
-        .expect("kubectl");
-    match String::from_utf8_lossy(&out.stdout).trim() {
-        "yes" => true,
-        "no" => false,
-        other => panic!("can-i {args:?}: {other} {}", String::from_utf8_lossy(&out.stderr)),
-    }
-}
-
-/// A kubeconfig for the hub with a token of the agent's ServiceAccount (server and CA from the admin one).
-fn agent_hub_kubeconfig() -> String {
-    let admin: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(kubeconfig("hub")).expect("hub kc")).expect("hub kubeconfig");
-    let cluster = &admin["clusters"][0]["cluster"];
-    let server = cluster["server"].as_str().expect("server");
-    let ca = cluster["certificate-authority-data"].as_str().expect("CA data");
-    let token =
-        kubectl("hub", &["create", "token", "marshal-agent", "-n", "marshal-ltu-1", "--duration=2h"]).expect("token");
-    let text = format!(
-        "apiVersion: v1\nkind: Config\ncurrent-context: hub\nclusters:\n- name: hub\n  cluster:\n    server: {server}\n    \
-         certificate-authority-data: {ca}\nusers:\n- name: agent\n  user:\n    token: {}\ncontexts:\n- name: hub\n  \
-         context: {{cluster: hub, user: agent}}\n",
-        token.trim()
-    );
-    let path = format!("{}/hub.kubeconfig", dir());
-    std::fs::write(&path, text).expect("write kubeconfig");
-    path
-}
 
 const CLEARANCE: &str = "# ltu-1's own clearance, owned by the host nation: RESTRICTED at most (the hub's MemberCluster says CONFIDENTIAL)\n\
 nation: LTU\nclearance:\n  policy: NATO\n  classifications: [UNCLASSIFIED, RESTRICTED]\n  \
 categories: [{tagName: Releasable To, values: [LTU, NATO]}]\n  reviewBy: \"2030-01-01T00:00:00Z\"\n\
 admission: {ownerNations: [\"*\"], maxClassification: RESTRICTED}\n";
-
-struct Agent {
-    child: Child,
-}
-
-impl Agent {
-    fn start(hub_kc: &str) -> Agent {
-        let d = dir();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(format!("{}/marshal-agent.log", state()))
-            .expect("log");
-        let member_kc = env("MARSHAL_TB_MEMBER_KUBECONFIG_LTU_1");
-        let child = Command::new(env!("CARGO_BIN_EXE_marshal"))
-            .args(["agent", "--cluster", "ltu-1", "--hub-kubeconfig", hub_kc, "--kubeconfig", &member_kc])
-            .args(["--clearance", &format!("{d}/clearance.yaml"), "--trusted-keys", &format!("{d}/trusted.pub")])
-            .args(["--metrics-addr", AGENT_METRICS, "--probe-interval", "2"])
-            .env_remove("KUBECONFIG")
-            .env("RUST_LOG", "info,kube=warn")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start marshal agent");
-        let _ = std::fs::write(format!("{}/marshal-agent.pid", state()), child.id().to_string());
-        let a = Agent { child };
-        wait_for("agent /metrics", Duration::from_secs(30), || a.metrics());
-        a
-    }
-
-    fn metrics(&self) -> Option<String> {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(AGENT_METRICS).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-        let mut body = String::new();
-        s.read_to_string(&mut body).ok()?;
-        body.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
-    }
-
-    /// Sum of the agent's `marshal_assignment_refusals_total` series with this reason.
-    fn refusals(&self, reason: &str) -> f64 {
-        let needle = format!("reason=\"{reason}\"");
-        self.metrics()
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with("marshal_assignment_refusals_total{") && l.contains(&needle))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-
-    fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
 
 fn sensor(replicas: u32) -> String {
     format!(

@@ -2,6 +2,7 @@
 //! process and its metrics. Run inside the federation's network namespace (`e2e/federation run ...`).
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod fleet;
 pub mod storm;
 
@@ -132,16 +133,7 @@ impl ControllerProcess {
 
     /// GET a path on the metrics server.
     pub fn http(&self, path: &str) -> Option<String> {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(&self.metrics_addr).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-        let mut body = String::new();
-        s.read_to_string(&mut body).ok()?;
-        let (head, rest) = body.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.1 200")
-            .then(|| rest.to_string())
-            .or_else(|| head.starts_with("HTTP/1.0 200").then(|| rest.to_string()))
+        http_get(&self.metrics_addr, path)
     }
 
     /// Sum of `marshal_api_writes_total` over the series `keep` accepts (by their label text).
@@ -170,6 +162,18 @@ impl Drop for ControllerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }
+}
+
+/// GET a path from a metrics server: the body of a 200 answer.
+pub fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    let (head, rest) = body.split_once("\r\n\r\n")?;
+    (head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200")).then(|| rest.to_string())
 }
 
 /// Every write except heartbeat renewals (which are the liveness mechanism, expected every interval).
