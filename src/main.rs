@@ -216,7 +216,9 @@ fn agent(cli: AgentCli) -> Result<(), Error> {
     use marshal::agent::{AgentCommand, guard_yaml, rbac_yaml};
     let runtime = || tokio::runtime::Runtime::new().map_err(|e| Error::Output(e.to_string()));
     let text = match (cli.command, cli.run) {
-        (Some(AgentCommand::Guard { clearance }), _) => guard_yaml(clearance.as_ref()).map_err(Error::Runtime)?,
+        (Some(AgentCommand::Guard { cluster, clearance }), _) => {
+            guard_yaml(&cluster, &clearance).map_err(Error::Runtime)?
+        }
         (Some(AgentCommand::Rbac { cluster, link_to, links_from_hub }), _) => {
             runtime()?.block_on(rbac_yaml(&cluster, &link_to, links_from_hub)).map_err(Error::Runtime)?
         }

@@ -168,18 +168,25 @@ fn member_and_agent_rbac_cover_exactly_what_the_syncer_uses() {
     let member = render_static(&read("charts/marshal-agent/templates/rbac.yaml"));
     check(MEMBER, Scope::Cluster, &grants(&member, "ClusterRole"), "ClusterRole (member chart)");
     check(MEMBER, Scope::MemberSystem, &grants(&member, "Role"), "Role (member chart)");
-    // The chart's guard makes the same checks as `marshal agent guard` (deploy/member-guard.yaml), with the
-    // cleared classifications inlined instead of a ConfigMap paramKind (see templates/guard.yaml).
-    let cli = read("deploy/member-guard.yaml");
+    // The chart's guard makes the same checks as `marshal agent guard` (src/agent/guard.rs); the e2e tier
+    // compares the rendered policies on a live API server.
+    let clearance: marshal::sync::recheck::MemberClearance = serde_yaml::from_str(
+        "clearance: {policy: NATO, classifications: [UNCLASSIFIED], reviewBy: \"2099-01-01T00:00:00Z\"}\n",
+    )
+    .expect("clearance");
+    let cli = marshal::agent::guard::policy_yaml("pol-1", &clearance).expect("guard");
     let chart = read("charts/marshal-agent/templates/guard.yaml");
-    let checks: Vec<&str> = cli
+    // Every check line, with the member's name as the chart templates it; the cleared list is a value.
+    let checks: Vec<String> = cli
         .lines()
         .map(str::trim)
-        .filter(|l| (l.starts_with("- expression:") || l.starts_with("expression:")) && !l.contains("params"))
+        .filter(|l| l.starts_with("- expression:") || l.starts_with("expression:") || l.starts_with("message"))
+        .filter(|l| !l.contains("UNCLASSIFIED"))
+        .map(|l| l.replace("in member pol-1", "in member {{ .Values.cluster }}"))
         .collect();
-    assert!(checks.len() >= 4, "{checks:?}");
+    assert!(checks.len() >= 5, "{checks:?}");
     for line in checks {
-        assert!(chart.contains(line), "the member chart's guard lacks `{line}` of deploy/member-guard.yaml");
+        assert!(chart.contains(&line), "the member chart's guard lacks `{line}` of `marshal agent guard`");
     }
     assert!(!chart.contains("paramKind:"), "the member chart's guard must not use a paramKind");
 }

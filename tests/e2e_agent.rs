@@ -135,8 +135,10 @@ fn setup() -> (String, String) {
     let hub_kc = agent_hub_kubeconfig();
 
     step("member guard on ltu-1 (`marshal agent guard --clearance`)");
-    let guard = marshal(&["agent", "guard", "--clearance", &format!("{d}/clearance.yaml")]).expect("guard");
-    assert!(guard.starts_with(&repo("deploy/member-guard.yaml")), "the printed policy is deploy/member-guard.yaml");
+    let guard = marshal(&["agent", "guard", "--cluster", "ltu-1", "--clearance", &format!("{d}/clearance.yaml")])
+        .expect("guard");
+    assert!(guard.contains(r#"expression: "[\"UNCLASSIFIED\",\"RESTRICTED\"]""#), "cleared list inlined: {guard}");
+    assert!(!guard.contains("paramKind"), "{guard}");
     let _ = kubectl("ltu-1", &["create", "namespace", "marshal-system"]);
     apply("ltu-1", &guard).expect("guard");
     (d, hub_kc)
@@ -436,7 +438,6 @@ fn cleanup(d: &str) {
             "--ignore-not-found",
         ],
     );
-    let _ = kubectl("ltu-1", &["delete", "configmap", "-n", "marshal-system", "marshal-guard", "--ignore-not-found"]);
     // Everything `agent rbac` created except the namespace marshal-ltu-1 (push mode uses it too).
     let _ = d;
     for what in ["serviceaccount", "role", "rolebinding"] {

@@ -15,8 +15,6 @@ restore() {
   done
   kubectl --kubeconfig "$KUBECONFIG_LTU_1" delete validatingadmissionpolicybinding,validatingadmissionpolicy \
     marshal-member-guard --ignore-not-found >/dev/null 2>&1 || true
-  kubectl --kubeconfig "$KUBECONFIG_LTU_1" delete configmap -n marshal-system marshal-guard --ignore-not-found \
-    >/dev/null 2>&1 || true
   kubectl apply -f "$MARSHAL_TB_SECRET_LTU_1" >/dev/null 2>&1 || true
   kubectl apply -f examples/baltic/10-member-clusters.yaml -f examples/baltic/20-cluster-links.yaml \
     >/dev/null 2>&1 || true

@@ -445,15 +445,13 @@ eventually 30 "MarshalAssignmentRefused fires for deu-1" alert MarshalAssignment
 eventually 40 "the agent pod is admitted (restricted) and run by kwok in deu-1" bash -c \
   "kubectl --kubeconfig '$KUBECONFIG_DEU_1' get pods -n $NS -l app.kubernetes.io/name=marshal-agent -o jsonpath='{.items[*].status.phase}' | grep -qx Running"
 kdeu get cm marshal-clearance -n "$NS" -o jsonpath='{.data.clearance\.yaml}' >"$WORK/deu-clearance.yaml"
-guard_params() { # the chart's inlined cleared list == what `marshal agent guard --clearance` derives
-  local cli chart
-  cli=$("$MARSHAL" agent guard --clearance "$WORK/deu-clearance.yaml" | yq -r 'select(.kind == "ConfigMap") | .data.classifications')
-  chart=$(kdeu get validatingadmissionpolicy marshal-member-guard -o json |
-    jq -r '.spec.variables[] | select(.name == "cleared") | .expression | fromjson | join(",")')
-  echo "cli: $cli chart: $chart"
-  [[ -n $cli && $cli == "$chart" ]]
+guard_same() { # the chart's guard is the policy `marshal agent guard` prints for the same member and clearance
+  local keep='{failurePolicy, matchConstraints: {resourceRules: [.matchConstraints.resourceRules[] | {apiGroups, apiVersions, operations, resources}]}, matchConditions, variables, validations, paramKind}'
+  diff <("$MARSHAL" agent guard --cluster deu-1 --clearance "$WORK/deu-clearance.yaml" |
+           yq -c "select(.kind == \"ValidatingAdmissionPolicy\") | .spec | $keep") \
+       <(kdeu get validatingadmissionpolicy marshal-member-guard -o json | jq -c ".spec | $keep")
 }
-check "the guard's cleared classifications are what \`marshal agent guard --clearance\` derives" guard_params
+check "the chart's guard is what \`marshal agent guard --cluster deu-1 --clearance\` prints for deu-1's clearance" guard_same
 deployment() { # classification-label digest-annotation(or -)
   cat <<EOF
 apiVersion: apps/v1

@@ -88,11 +88,14 @@ pub enum AgentCommand {
         #[arg(long)]
         links_from_hub: bool,
     },
-    /// Print the member guard (ValidatingAdmissionPolicy and binding), and with `--clearance` its parameters.
+    /// Print the member guard (ValidatingAdmissionPolicy and binding) for a member's own clearance.
     Guard {
-        /// The member's own clearance file: also print the parameter ConfigMap.
+        /// The member cluster (named in the guard's messages).
         #[arg(long)]
-        clearance: Option<PathBuf>,
+        cluster: String,
+        /// The member's own clearance file: its classifications are written into the policy.
+        #[arg(long)]
+        clearance: PathBuf,
     },
 }
 
@@ -218,14 +221,9 @@ pub async fn rbac_yaml(cluster: &str, link_to: &[String], from_hub: bool) -> Res
     rbac::yaml(cluster, &rbac::link_names(cluster, &to)).map_err(|e| e.to_string())
 }
 
-/// `marshal agent guard`: the policy, and the parameters for a clearance file.
-pub fn guard_yaml(clearance: Option<&PathBuf>) -> Result<String, String> {
-    let mut out = guard::POLICY_YAML.to_string();
-    if let Some(p) = clearance {
-        let path = p.display().to_string();
-        let text = std::fs::read_to_string(p).map_err(|e| format!("--clearance {path}: {e}"))?;
-        out.push_str("---\n");
-        out.push_str(&guard::params_yaml(&parse_clearance_file(&text, &path)?));
-    }
-    Ok(out)
+/// `marshal agent guard`: the policy for the member's own clearance file.
+pub fn guard_yaml(cluster: &str, clearance: &std::path::Path) -> Result<String, String> {
+    let path = clearance.display().to_string();
+    let text = std::fs::read_to_string(clearance).map_err(|e| format!("--clearance {path}: {e}"))?;
+    guard::policy_yaml(cluster, &parse_clearance_file(&text, &path)?)
 }
