@@ -166,7 +166,7 @@ fn invalid_objects_rejected() {
     eprintln!("  4 invalid objects rejected");
 }
 
-fn broken_member_contained() {
+fn broken_member_contained(c: &ControllerProcess) {
     step("a broken member stays contained");
     let missing = "apiVersion: marshal.dev/v1alpha1\nkind: MemberCluster\nmetadata: {name: fra-1}\nspec:\n  nation: FRA\n  connection: {mode: Push, kubeconfigSecretRef: {namespace: marshal-system, name: fra-1-kubeconfig, key: kubeconfig}}\n  clearance: {policy: NATO, classifications: [RESTRICTED], reviewBy: \"2027-06-30T00:00:00Z\"}\n  admission: {ownerNations: [\"*\"]}\n  tiers: [core]\n";
     apply("hub", missing).expect("fra-1");
@@ -199,8 +199,17 @@ fn broken_member_contained() {
         let mc = get("hub", &["mc", member]).expect("member");
         assert_eq!(condition(&mc, "Reachable").as_deref(), Some("True"), "{member} unaffected");
     }
+    let series = |c: &ControllerProcess| {
+        let text = c.http("/metrics").unwrap_or_default();
+        text.lines().filter(|l| l.starts_with("marshal_cluster_reachable{cluster=\"fra-1\"}")).count()
+    };
+    assert_eq!(series(c), 1, "marshal_cluster_reachable has a series for fra-1");
     kubectl("hub", &["delete", "mc", "fra-1", "ita-1"]).expect("cleanup");
     kubectl("hub", &["delete", "secret", "-n", "marshal-system", "ita-1-kubeconfig"]).expect("cleanup");
+    wait_for("fra-1's metric series removed with its MemberCluster", Duration::from_secs(15), || {
+        (series(c) == 0).then_some(())
+    });
+    eprintln!("  fra-1 and ita-1 deleted: their marshal_cluster_reachable series are gone");
 }
 
 fn no_needless_writes(c: ControllerProcess) -> ControllerProcess {
@@ -364,7 +373,7 @@ fn controller_end_to_end() {
     placement_works();
     releasability_and_changes(&c);
     invalid_objects_rejected();
-    broken_member_contained();
+    broken_member_contained(&c);
     let c = no_needless_writes(c);
     failover_and_failback(&c);
     // Releasability held throughout: deu-only never reached POL or LTU, nuclear-planning never ran.

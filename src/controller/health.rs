@@ -1,7 +1,7 @@
 //! Cluster health from heartbeat Leases, and fleet-level metrics. kube watches notice a dead stream only after
 //! minutes, so reachability is the age of the member's heartbeat, checked every second.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
+use prometheus::core::{MetricVec, MetricVecBuilder};
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -56,7 +57,7 @@ pub fn cluster_conditions(
     vec![accredited, reachable]
 }
 
-async fn update_cluster(ctx: &Context, mc: &MemberCluster, now: Timestamp) {
+async fn update_cluster(ctx: &Context, mc: &MemberCluster, now: Timestamp, series: &mut Series) {
     let name = mc.name_any();
     let hb = ctx.heartbeat(&name);
     let wanted = cluster_conditions(mc, ctx.judged_heartbeat(&name), ctx.settings.cluster_grace_seconds, now);
@@ -66,9 +67,11 @@ async fn update_cluster(ctx: &Context, mc: &MemberCluster, now: Timestamp) {
         .any(|w| !old.iter().any(|o| o.type_ == w.type_ && (o.status == "True") == w.status && o.reason == w.reason));
     let reachable = wanted.iter().any(|w| w.type_ == "Reachable" && w.status);
     ctx.metrics.cluster_reachable.with_label_values(&[&name]).set(i64::from(reachable));
+    series.reachable.insert(labels([&name]));
     if let Some(hb) = hb {
         let age = (now.as_millisecond() - hb.as_millisecond()) as f64 / 1000.0;
         ctx.metrics.cluster_heartbeat_age_seconds.with_label_values(&[&name]).set(age);
+        series.heartbeat_age.insert(labels([&name]));
     }
     // A heartbeat that went stale before this process started is not judged until the grace has passed since
     // the start: leave the recorded condition alone until then (see `Context::judged_heartbeat`).
@@ -104,7 +107,42 @@ async fn update_cluster(ctx: &Context, mc: &MemberCluster, now: Timestamp) {
     }
 }
 
-fn fleet_metrics(ctx: &Context, now: Timestamp) {
+/// The label sets of the per-cluster and per-link series one round wrote. Series absent from the next round
+/// (a deleted MemberCluster, tier or ClusterLink, a heartbeat Lease gone) are removed, so that no alert keeps
+/// firing for a cluster that is no longer in the fleet.
+#[derive(Default)]
+struct Series {
+    reachable: BTreeSet<Vec<String>>,
+    heartbeat_age: BTreeSet<Vec<String>>,
+    free: BTreeSet<Vec<String>>,
+    link_state: BTreeSet<Vec<String>>,
+    link_rtt: BTreeSet<Vec<String>>,
+}
+
+impl Series {
+    /// Removes from the metrics every series `self` (the last round) has and `next` has not.
+    fn prune(&self, next: &Series, m: &crate::metrics::Metrics) {
+        prune(&m.cluster_reachable, &self.reachable, &next.reachable);
+        prune(&m.cluster_heartbeat_age_seconds, &self.heartbeat_age, &next.heartbeat_age);
+        prune(&m.cluster_free, &self.free, &next.free);
+        prune(&m.link_state, &self.link_state, &next.link_state);
+        prune(&m.link_rtt_seconds, &self.link_rtt, &next.link_rtt);
+    }
+}
+
+/// Removes the series in `old` but not in `new`.
+pub fn prune<T: MetricVecBuilder>(v: &MetricVec<T>, old: &BTreeSet<Vec<String>>, new: &BTreeSet<Vec<String>>) {
+    for gone in old.difference(new) {
+        let labels: Vec<&str> = gone.iter().map(String::as_str).collect();
+        let _ = v.remove_label_values(&labels);
+    }
+}
+
+fn labels<const N: usize>(values: [&str; N]) -> Vec<String> {
+    values.iter().map(|v| (*v).to_string()).collect()
+}
+
+fn fleet_metrics(ctx: &Context, now: Timestamp, series: &mut Series) {
     let m = &ctx.metrics;
     for l in ctx.stores.links.state() {
         let s = l.status.clone().unwrap_or_default();
@@ -115,21 +153,25 @@ fn fleet_metrics(ctx: &Context, now: Timestamp) {
             LinkState::Up => 3,
         };
         m.link_state.with_label_values(&[&l.spec.from, &l.spec.to]).set(state);
+        series.link_state.insert(labels([&l.spec.from, &l.spec.to]));
         if let Some(rtt) = s.rtt_ms {
             m.link_rtt_seconds.with_label_values(&[&l.spec.from, &l.spec.to]).set(f64::from(rtt) / 1000.0);
+            series.link_rtt.insert(labels([&l.spec.from, &l.spec.to]));
         }
     }
     for mc in ctx.stores.clusters.state() {
         for (tier, cap) in mc.status.as_ref().map(|s| s.capacity.clone()).unwrap_or_default() {
             let name = mc.name_any();
-            if let Some(cpu) = cap.free.cpu.as_deref().and_then(parse_signed_milli) {
-                m.cluster_free.with_label_values(&[&name, &tier, "cpu"]).set(cpu as f64 / 1000.0);
-            }
-            if let Some(mem) = cap.free.memory.as_deref().and_then(parse_signed_units) {
-                m.cluster_free.with_label_values(&[&name, &tier, "memory"]).set(mem as f64);
-            }
-            if let Some(pods) = cap.free.pods.as_deref().and_then(parse_signed_units) {
-                m.cluster_free.with_label_values(&[&name, &tier, "pods"]).set(pods as f64);
+            let free = [
+                ("cpu", cap.free.cpu.as_deref().and_then(parse_signed_milli).map(|v| v as f64 / 1000.0)),
+                ("memory", cap.free.memory.as_deref().and_then(parse_signed_units).map(|v| v as f64)),
+                ("pods", cap.free.pods.as_deref().and_then(parse_signed_units).map(|v| v as f64)),
+            ];
+            for (resource, value) in free {
+                if let Some(v) = value {
+                    m.cluster_free.with_label_values(&[&name, &tier, resource]).set(v);
+                    series.free.insert(labels([&name, &tier, resource]));
+                }
             }
         }
     }
@@ -167,13 +209,17 @@ pub async fn run(ctx: Arc<Context>) {
     ctx.wait_ready().await;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut was_frozen = false;
+    let mut series = Series::default();
     loop {
         tick.tick().await;
         let now = Timestamp::now();
+        let mut next = Series::default();
         for mc in ctx.stores.clusters.state() {
-            update_cluster(&ctx, &mc, now).await;
+            update_cluster(&ctx, &mc, now, &mut next).await;
         }
-        fleet_metrics(&ctx, now);
+        fleet_metrics(&ctx, now, &mut next);
+        series.prune(&next, &ctx.metrics);
+        series = next;
         let frozen = ctx.metrics.fleet_frozen.get() == 1;
         if frozen != was_frozen {
             was_frozen = frozen;
@@ -197,5 +243,23 @@ pub async fn run(ctx: Arc<Context>) {
                 .await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_removes_only_series_gone_from_the_round() {
+        let m = crate::metrics::Metrics::new().unwrap();
+        m.cluster_reachable.with_label_values(&["pol-1"]).set(1);
+        m.cluster_reachable.with_label_values(&["fra-1"]).set(0);
+        let old: BTreeSet<Vec<String>> = [labels(["pol-1"]), labels(["fra-1"])].into();
+        let new: BTreeSet<Vec<String>> = [labels(["pol-1"])].into();
+        prune(&m.cluster_reachable, &old, &new);
+        let text = m.render();
+        assert!(text.contains("marshal_cluster_reachable{cluster=\"pol-1\"} 1"), "{text}");
+        assert!(!text.contains("fra-1"), "{text}");
     }
 }
