@@ -212,12 +212,31 @@ fn free_summary(mc: &MemberCluster) -> String {
         .capacity
         .iter()
         .map(|(tier, c)| {
-            let cpu = c.free.cpu.as_deref().unwrap_or("?");
-            let mem = c.free.memory.as_deref().unwrap_or("?");
+            let cpu = c.free.cpu.as_deref().map_or("?".into(), human_cpu);
+            let mem = c.free.memory.as_deref().map_or("?".into(), human_bytes);
             format!("{tier} {}/{} nodes, {cpu} cpu {mem} free", c.ready_nodes, c.nodes)
         })
         .collect();
     if parts.is_empty() { "-".into() } else { parts.join("; ") }
+}
+
+/// A CPU quantity in cores (`15400m` → `15.4`); unparsable text is shown as it is.
+fn human_cpu(q: &str) -> String {
+    match crate::placement::quantity::parse_signed_milli(q) {
+        Some(m) if m % 1000 == 0 => format!("{}", m / 1000),
+        Some(m) => format!("{:.1}", m as f64 / 1000.0),
+        None => q.to_string(),
+    }
+}
+
+/// A byte quantity in binary units (`68048388096` → `63.4Gi`); unparsable text is shown as it is.
+fn human_bytes(q: &str) -> String {
+    let Some(b) = crate::placement::quantity::parse_signed_units(q) else { return q.to_string() };
+    let units = [("Ti", 1i64 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)];
+    match units.iter().find(|(_, size)| b.abs() >= *size) {
+        Some((unit, size)) => format!("{:.1}{unit}", b as f64 / *size as f64),
+        None => format!("{b}"),
+    }
 }
 
 /// The whole explanation, at most `width` columns wide (100 is the target; narrower widths wrap more).
@@ -228,13 +247,16 @@ pub fn render(f: &Facts, width: usize) -> String {
     let ns = w.namespace().unwrap_or_default();
     let mut out = String::new();
     let decided = age(f.now, ts(&status.last_decision_time));
+    let wanted = match w.spec.placement.mode {
+        crate::api::PlacementMode::Duplicated => format!("{} per cluster", w.spec.replicas),
+        crate::api::PlacementMode::Divided => format!("{} wanted", w.spec.replicas),
+    };
     let head = format!(
-        "MissionWorkload {ns}/{}: {:?}, {}/{} ready of {} wanted, decided {decided} ago",
+        "MissionWorkload {ns}/{}: {:?}, {}/{} ready ({wanted}), decided {decided} ago",
         w.name_any(),
         status.phase,
         status.ready_replicas,
         status.replicas,
-        w.spec.replicas,
     );
     for l in wrap(&head, width) {
         let _ = writeln!(out, "{l}");

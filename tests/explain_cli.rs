@@ -83,12 +83,16 @@ fn fits_the_terminal_width() {
 fn header_and_placements() {
     let out = explain(100);
     let first = out.lines().next().expect("header");
-    assert!(first.contains("baltic-shield/sigint-triage: Degraded, 1/1 ready of 2 wanted, decided 3m ago"), "{first}");
+    assert!(first.contains("baltic-shield/sigint-triage: Degraded, 1/1 ready (2 wanted), decided 3m ago"), "{first}");
     assert!(out.contains("label NATO CONFIDENTIAL (Releasable To: LTU, POL)"), "{out}");
     assert!(out.contains("data source ltu-1"), "{out}");
     let p = row(&out, "ltu-1  ");
     let cells: Vec<&str> = p.split_whitespace().collect();
     assert_eq!(cells, ["ltu-1", "edge", "1", "1", "30m", "Preferred"], "{p}");
+    // Free capacity in cores and binary units, as a person reads it.
+    let clusters = &out[out.find("CLUSTERS").expect("clusters")..];
+    assert!(row(clusters, "deu-1").ends_with("core 2/2 nodes, 14 cpu 56.0Gi free"), "{clusters}");
+    assert!(clusters.contains("1.5 cpu 3.0Gi free"), "{clusters}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ pub mod conditions;
 mod label;
 mod member_cluster;
 mod mission_workload;
+pub mod schema;
 mod security_policy;
 
 pub use assignment::{Assignment, AssignmentPhase, AssignmentSpec, AssignmentStatus, WorkloadRef, canonical_json};
@@ -67,7 +68,10 @@ pub fn cluster_namespace(cluster: &str) -> String {
 
 /// Every CRD, in a stable order (policies and clusters first, then workloads and assignments).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![SecurityPolicy::crd(), MemberCluster::crd(), ClusterLink::crd(), MissionWorkload::crd(), Assignment::crd()]
+    [SecurityPolicy::crd(), MemberCluster::crd(), ClusterLink::crd(), MissionWorkload::crd(), Assignment::crd()]
+        .into_iter()
+        .map(schema::tidy)
+        .collect()
 }
 
 /// The CRDs as one multi-document YAML stream, as written to `crds/` and printed by `marshal crd`.
