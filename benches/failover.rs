@@ -2,14 +2,14 @@
 //! link, and measure the time until every one is Ready elsewhere, the member writes per moved workload and
 //! the controller's RSS. Prints JSON. Needs the federation: run it through `e2e/bench/failover`.
 //!
-//! Arguments (after `--`): `--sizes 50,200` `--trials 5`.
+//! Arguments (after `--`): `--sizes 50,200` `--trials 5` `--concurrency 8` (the controller's, its default).
 
 #[path = "../tests/e2e/mod.rs"]
 mod e2e;
 
 use std::time::{Duration, Instant};
 
-use e2e::fleet::{LinkMonitor, NS, install, member_marshal_writes};
+use e2e::fleet::{LinkMonitor, NS, install, member_marshal_writes, metric};
 use e2e::*;
 use serde_json::{Value, json};
 
@@ -81,9 +81,49 @@ fn wait_all(what: &str, n: usize, f: impl Fn(&Value) -> bool) {
     });
 }
 
-/// One trial: returns (per-workload seconds from the cut to Ready elsewhere, member writes during the move,
-/// member writes cleaning ltu-1 after the link returns, hub writes, peak RSS MiB).
-fn trial(c: &ControllerProcess, n: usize) -> (Vec<f64>, f64, f64, f64, f64) {
+/// What one trial measured.
+struct Trial {
+    /// Per workload: seconds from the cut until Ready off ltu-1.
+    times: Vec<f64>,
+    /// Member writes during the move, and cleaning ltu-1 after the link returns.
+    moved: f64,
+    cleanup: f64,
+    /// Hub writes (heartbeats aside), in total and by verb.
+    hub: f64,
+    hub_by_verb: Vec<(String, f64)>,
+    /// MissionWorkload reconciles during the move, and their mean duration.
+    reconciles: f64,
+    reconcile_mean_s: f64,
+    /// Peak controller RSS.
+    rss: f64,
+}
+
+/// Hub writes (heartbeat renewals aside) by `verb resource`, from the controller's `marshal_api_writes_total`.
+fn hub_by_kind(c: &ControllerProcess) -> std::collections::BTreeMap<String, f64> {
+    let label = |l: &str, name: &str| -> String {
+        l.split_once(&format!("{name}=\""))
+            .and_then(|(_, r)| r.split_once('"'))
+            .map_or(String::new(), |(v, _)| v.into())
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for l in c.http("/metrics").unwrap_or_default().lines() {
+        if l.starts_with("marshal_api_writes_total{") && l.contains("target=\"hub\"") && not_heartbeat(l) {
+            let n = l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            *out.entry(format!("{} {}", label(l, "verb"), label(l, "resource"))).or_default() += n;
+        }
+    }
+    out
+}
+
+fn reconciles(c: &ControllerProcess) -> (f64, f64) {
+    let kind = "controller=\"missionworkload\"";
+    (
+        metric(c, "marshal_reconcile_duration_seconds_count", kind),
+        metric(c, "marshal_reconcile_duration_seconds_sum", kind),
+    )
+}
+
+fn trial(c: &ControllerProcess, n: usize) -> Trial {
     kubectl_stdin("hub", &["apply", "-f", "-"], Some(&workloads_yaml(n))).expect("bench workloads");
     wait_all("bench workloads Ready on ltu-1", n, |w| {
         placements(w).iter().all(|p| p.starts_with("ltu-1/"))
@@ -96,6 +136,8 @@ fn trial(c: &ControllerProcess, n: usize) -> (Vec<f64>, f64, f64, f64, f64) {
     let ltu_before = member_marshal_writes("ltu-1").unwrap_or(0.0);
     let before: Vec<f64> = receivers.iter().map(|m| member_marshal_writes(m).unwrap_or(0.0)).collect();
     let hub_before = hub_writes(c);
+    let kinds_before = hub_by_kind(c);
+    let (count_before, sum_before) = reconciles(c);
     let cut = Instant::now();
     federation(&["link", "ltu-1", "down"]);
     let mut done: Vec<Option<f64>> = vec![None; n];
@@ -111,10 +153,23 @@ fn trial(c: &ControllerProcess, n: usize) -> (Vec<f64>, f64, f64, f64, f64) {
             }
         }
         rss = rss.max(rss_mib(c.pid()));
-        std::thread::sleep(Duration::from_millis(250));
+        // Once a second: listing 200 workloads with their verdicts costs the hub (and these two cores) enough
+        // that polling faster slows down what it measures.
+        std::thread::sleep(Duration::from_secs(1));
     }
     let moved: f64 = receivers.iter().zip(&before).map(|(m, b)| member_marshal_writes(m).unwrap_or(0.0) - b).sum();
     let hub = hub_writes(c) - hub_before;
+    let hub_by_verb: Vec<(String, f64)> = hub_by_kind(c)
+        .into_iter()
+        .map(|(k, v)| {
+            let b = kinds_before.get(&k).copied().unwrap_or(0.0);
+            (k, v - b)
+        })
+        .filter(|(_, v)| *v > 0.0)
+        .collect();
+    let (count_after, sum_after) = reconciles(c);
+    let reconciles = count_after - count_before;
+    let reconcile_mean_s = if reconciles > 0.0 { (sum_after - sum_before) / reconciles } else { 0.0 };
     federation(&["link", "ltu-1", "up"]);
     wait_for("stale copies removed from ltu-1", Duration::from_secs(300), || {
         let l = get("ltu-1", &["deploy", "-n", NS, "-l", "app=bench"])?;
@@ -123,7 +178,16 @@ fn trial(c: &ControllerProcess, n: usize) -> (Vec<f64>, f64, f64, f64, f64) {
     let cleanup = wait_for("ltu-1 readable", Duration::from_secs(60), || member_marshal_writes("ltu-1")) - ltu_before;
     kubectl("hub", &["delete", "mw", "-n", NS, "-l", "marshal-bench=failover", "--wait=false"]).expect("delete");
     wait_for("bench workloads gone", Duration::from_secs(600), || bench_workloads().is_empty().then_some(()));
-    (done.into_iter().map(|d| d.unwrap_or(f64::NAN)).collect(), moved, cleanup, hub, rss)
+    Trial {
+        times: done.into_iter().map(|d| d.unwrap_or(f64::NAN)).collect(),
+        moved,
+        cleanup,
+        hub,
+        hub_by_verb,
+        reconciles,
+        reconcile_mean_s,
+        rss,
+    }
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
@@ -144,26 +208,41 @@ fn main() {
     let _ = kubectl("ltu-1", &["delete", "node", BENCH_NODE, "--ignore-not-found"]);
     kubectl_stdin("ltu-1", &["create", "-f", "-"], Some(&node)).expect("bench node");
     let monitor = LinkMonitor::start();
-    let c = ControllerProcess::start(18082, &[]);
+    let concurrency = arg(&args, "--concurrency").unwrap_or_else(|| "8".into());
+    let c = ControllerProcess::start(18082, &["--concurrency", &concurrency]);
     std::thread::sleep(Duration::from_secs(15));
     let mut results = Vec::new();
     for &n in &sizes {
         let mut all = Vec::new();
         let mut per_trial_all_ready = Vec::new();
         let (mut moved_w, mut cleanup_w, mut hub_w, mut rss) = (0.0, 0.0, 0.0, 0.0f64);
+        let (mut recs, mut rec_time) = (0.0, 0.0);
+        let mut verbs: std::collections::BTreeMap<String, f64> = Default::default();
         for t in 0..trials {
-            let (times, moved, cleanup, hub, peak) = trial(&c, n);
-            let max = times.iter().copied().fold(0.0, f64::max);
+            let r = trial(&c, n);
+            let max = r.times.iter().copied().fold(0.0, f64::max);
             eprintln!(
-                "N={n} trial {}: every workload Ready elsewhere {max:.1}s after the cut; member writes {moved} (+{cleanup} cleanup on ltu-1), hub writes {hub}, RSS {peak:.1} MiB",
-                t + 1
+                "N={n} trial {}: every workload Ready elsewhere {max:.1}s after the cut; member writes {} (+{} cleanup on ltu-1), hub writes {} {:?}, {} reconciles of {:.0} ms on average, RSS {:.1} MiB",
+                t + 1,
+                r.moved,
+                r.cleanup,
+                r.hub,
+                r.hub_by_verb,
+                r.reconciles,
+                r.reconcile_mean_s * 1000.0,
+                r.rss
             );
             per_trial_all_ready.push(max);
-            all.extend(times);
-            moved_w += moved;
-            cleanup_w += cleanup;
-            hub_w += hub;
-            rss = rss.max(peak);
+            all.extend(r.times);
+            moved_w += r.moved;
+            cleanup_w += r.cleanup;
+            hub_w += r.hub;
+            rss = rss.max(r.rss);
+            recs += r.reconciles;
+            rec_time += r.reconcile_mean_s * r.reconciles;
+            for (v, k) in r.hub_by_verb {
+                *verbs.entry(v).or_default() += k;
+            }
         }
         all.sort_by(f64::total_cmp);
         per_trial_all_ready.sort_by(f64::total_cmp);
@@ -180,6 +259,10 @@ fn main() {
             "member_writes_per_moved_workload": moved_w / moved_total,
             "member_cleanup_writes_per_moved_workload": cleanup_w / moved_total,
             "hub_writes_per_moved_workload": hub_w / moved_total,
+            "hub_writes_per_moved_workload_by_kind":
+                verbs.iter().map(|(v, k)| (v.clone(), json!(k / moved_total))).collect::<serde_json::Map<_, _>>(),
+            "reconciles_per_moved_workload": recs / moved_total,
+            "reconcile_mean_ms": if recs > 0.0 { rec_time / recs * 1000.0 } else { 0.0 },
             "controller_rss_mib_peak": rss,
         }));
     }
@@ -190,6 +273,7 @@ fn main() {
         "toleration_seconds": TOLERATION,
         "target_seconds": GRACE + TOLERATION + 10.0,
         "member_write_budget_per_second": 20,
+        "controller_concurrency": concurrency,
         "machine": {"cpus": cpus, "os": std::env::consts::OS},
         "results": results,
     });

@@ -105,7 +105,11 @@ impl Metrics {
                 "Assignments refused by members.",
                 &["cluster", "reason"],
             )?,
-            api_writes_total: counter("api_writes_total", "API writes per target and verb.", &["target", "verb"])?,
+            api_writes_total: counter(
+                "api_writes_total",
+                "API writes per target (hub or member), verb and resource.",
+                &["target", "verb", "resource"],
+            )?,
             write_budget_wait_seconds_total: prometheus::CounterVec::new(
                 opts("write_budget_wait_seconds_total", "Seconds member writes waited for the write budget."),
                 &["cluster"],
@@ -143,9 +147,9 @@ impl Metrics {
     }
 
     /// Counts one API write (`target`: `hub` or `member`; `verb`: `apply`, `create`, `update`, `patch`,
-    /// `delete`).
-    pub fn write(&self, target: &str, verb: &str) {
-        self.api_writes_total.with_label_values(&[target, verb]).inc();
+    /// `delete`, `renew`; `resource`: what was written, e.g. `missionworkloads/status`).
+    pub fn write(&self, target: &str, verb: &str, resource: &str) {
+        self.api_writes_total.with_label_values(&[target, verb, resource]).inc();
     }
 
     /// The text exposition of every metric.

@@ -161,7 +161,7 @@ pub async fn run(hub: Client, metrics: Metrics, cluster: String, cfg: ProbeConfi
             match api.patch_status(name, &PatchParams::apply(SYNCER_FIELD_MANAGER).force(), &Patch::Apply(&body)).await
             {
                 Ok(_) => {
-                    metrics.write("hub", "apply");
+                    metrics.write("hub", "apply", "clusterlinks/status");
                     debug!(%cluster, link = %name, ?state, ?rtt, "link status written");
                 }
                 Err(e) => warn!(%cluster, link = %name, error = %e, "link status not written"),

@@ -90,7 +90,7 @@ async fn update_cluster(ctx: &Context, mc: &MemberCluster, now: Timestamp, serie
     let api: Api<MemberCluster> = Api::all(ctx.client.clone());
     match api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await {
         Ok(_) => {
-            ctx.metrics.write("hub", "apply");
+            ctx.metrics.write("hub", "apply", "memberclusters/status");
             let (type_, reason, note) = if reachable {
                 (EventType::Normal, "Reachable", format!("{name} is reachable again"))
             } else {
@@ -200,7 +200,9 @@ fn fleet_metrics(ctx: &Context, now: Timestamp, series: &mut Series) {
     for ((c, t), n) in placed {
         m.placed_replicas.with_label_values(&[&c, &t]).set(n);
     }
-    let frozen = crate::placement::fleet_frozen(&ctx.snapshot(), now);
+    // While the controller warms up (members' first heartbeats after a start), decisions wait anyway; judging
+    // the freeze then would report a fleet that has not been heard yet as frozen.
+    let frozen = ctx.warming_up(now).is_none() && crate::placement::fleet_frozen(&ctx.snapshot(), now);
     m.fleet_frozen.set(i64::from(frozen));
 }
 

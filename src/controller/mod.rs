@@ -223,7 +223,7 @@ impl Context {
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
             warn!(error = %e, reason, "cannot publish event");
         } else {
-            self.metrics.write("hub", "create");
+            self.metrics.write("hub", "create", "events");
         }
     }
 }

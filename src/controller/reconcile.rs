@@ -251,7 +251,7 @@ async fn ensure_namespace(ctx: &Context, name: &str) -> Result<(), Error> {
         api.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
             .await
             .map_err(hub("create namespace"))?;
-        ctx.metrics.write("hub", "apply");
+        ctx.metrics.write("hub", "apply", "namespaces");
     }
     ctx.remember_namespace(name);
     Ok(())
@@ -268,7 +268,7 @@ async fn apply_assignment(ctx: &Context, a: &Assignment) -> Result<(), Error> {
     api.patch(&a.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
         .await
         .map_err(hub("apply assignment"))?;
-    ctx.metrics.write("hub", "apply");
+    ctx.metrics.write("hub", "apply", "assignments");
     Ok(())
 }
 
@@ -279,7 +279,7 @@ async fn delete_assignment(ctx: &Context, a: &Assignment) -> Result<(), Error> {
         Err(kube::Error::Api(s)) if s.is_not_found() => return Ok(()),
         Err(e) => return Err(hub("delete assignment")(e)),
     }
-    ctx.metrics.write("hub", "delete");
+    ctx.metrics.write("hub", "delete", "assignments");
     // A cluster that no longer exists cannot clean up: release the Assignment ourselves.
     if ctx.stores.clusters.state().iter().all(|c| c.name_any() != a.spec.cluster) {
         release(ctx, a).await?;
@@ -298,7 +298,7 @@ async fn release(ctx: &Context, a: &Assignment) -> Result<(), Error> {
         Ok(_) | Err(kube::Error::Api(_)) => {}
         Err(e) => return Err(hub("release assignment")(e)),
     }
-    ctx.metrics.write("hub", "patch");
+    ctx.metrics.write("hub", "patch", "assignments");
     Ok(())
 }
 
@@ -313,7 +313,7 @@ async fn patch_status(ctx: &Context, mw: &MissionWorkload, s: &crate::api::Missi
         .patch_status(&mw.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
         .await
         .map_err(hub("patch workload status"))?;
-    ctx.metrics.write("hub", "apply");
+    ctx.metrics.write("hub", "apply", "missionworkloads/status");
     ctx.remember_status(&mw.metadata.uid.clone().unwrap_or_default(), updated.metadata.resource_version.as_deref(), s);
     Ok(())
 }

@@ -10,8 +10,17 @@ use crate::api::{
 };
 use crate::placement::Decision;
 
+/// A time as the API stores it: `Time` is written with whole seconds, so a status holding sub-second times
+/// (a Lease's `renewTime` has microseconds) would never equal what the store reads back, and every reconcile
+/// would rewrite it.
+fn whole(t: jiff::Timestamp) -> Time {
+    Time(jiff::Timestamp::from_second(t.as_second()).unwrap_or(t))
+}
+
 /// The status to write. `assignments` are the workload's Assignments as the hub has them (for readiness).
+/// Every time in it is in whole seconds, so that it compares equal to itself read back from the API.
 pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now: Time) -> MissionWorkloadStatus {
+    let now = whole(now.0);
     let old = mw.status.clone().unwrap_or_default();
     let ready_on = |cluster: &str, tier: &str| -> u32 {
         assignments
@@ -30,7 +39,7 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
             tier: p.tier.clone(),
             replicas: p.replicas,
             ready_replicas: ready_on(&p.cluster, &p.tier).min(p.replicas),
-            since: Some(Time(p.since)),
+            since: Some(whole(p.since)),
             reason: p.reason.to_string(),
         })
         .collect();
@@ -43,8 +52,8 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
             eligible: v.eligible,
             reason: v.reason.as_str().to_string(),
             message: v.message.clone(),
-            since: Some(Time(v.since)),
-            observed_at: v.observed_at.map(Time),
+            since: Some(whole(v.since)),
+            observed_at: v.observed_at.map(whole),
         })
         .collect();
     let placed: u32 = placements.iter().map(|p| p.replicas).sum();
@@ -110,7 +119,7 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
         placements,
         verdicts,
         conditions: merge(&old.conditions, conds, mw.metadata.generation, now),
-        failback: d.failback.as_ref().map(|f| FailbackStatus { since: Time(f.since), targets: f.targets.clone() }),
+        failback: d.failback.as_ref().map(|f| FailbackStatus { since: whole(f.since), targets: f.targets.clone() }),
         last_decision_time,
     }
 }

@@ -353,7 +353,7 @@ impl Syncer {
         let ns_api: Api<Namespace> = Api::all(self.member.clone());
         if ns_api.get_opt(&ns).await.map_err(Error::member(format!("read Namespace {ns}")))?.is_none() {
             match ns_api.create(&PostParams::default(), namespace).await {
-                Ok(_) => self.ctx.metrics.write("member", "create"),
+                Ok(_) => self.ctx.metrics.write("member", "create", "namespaces"),
                 Err(e) if is_conflict(&e) => {}
                 Err(e) => return Err(Error::member(format!("create Namespace {ns}"))(e)),
             }
@@ -370,7 +370,7 @@ impl Syncer {
             .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
             .await
             .map_err(Error::member(format!("apply Deployment {ns}/{name}")))?;
-        self.ctx.metrics.write("member", "apply");
+        self.ctx.metrics.write("member", "apply", "deployments");
         info!(cluster = %self.cluster, deployment = %format!("{ns}/{name}"), "applied");
         Ok(Ok(applied))
     }
@@ -381,7 +381,7 @@ impl Syncer {
         let api: Api<Deployment> = Api::namespaced(self.member.clone(), &ns);
         match api.delete(&name, &DeleteParams::background()).await {
             Ok(_) => {
-                self.ctx.metrics.write("member", "delete");
+                self.ctx.metrics.write("member", "delete", "deployments");
                 info!(cluster = %self.cluster, deployment = %format!("{ns}/{name}"), "deleted");
                 Ok(())
             }
@@ -407,7 +407,7 @@ impl Syncer {
         let api: Api<Assignment> = Api::namespaced(self.ctx.hub.clone(), &self.hub_ns());
         match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(_) => {
-                self.ctx.metrics.write("hub", "patch");
+                self.ctx.metrics.write("hub", "patch", "assignments");
                 info!(cluster = %self.cluster, assignment = %name, "member objects removed; finalizer released");
                 Ok(())
             }
@@ -442,7 +442,7 @@ impl Syncer {
             secondary: None,
         };
         match self.recorder.publish(&event, &a.object_ref(&())).await {
-            Ok(()) => self.ctx.metrics.write("hub", "create"),
+            Ok(()) => self.ctx.metrics.write("hub", "create", "events"),
             Err(e) => warn!(cluster = %self.cluster, error = %e, "event not published"),
         }
         self.report(a, core).await
@@ -473,7 +473,7 @@ impl Syncer {
         let api: Api<Assignment> = Api::namespaced(self.ctx.hub.clone(), &self.hub_ns());
         match api.patch_status(&name, &PatchParams::apply(SYNCER_FIELD_MANAGER).force(), &Patch::Apply(&body)).await {
             Ok(_) => {
-                self.ctx.metrics.write("hub", "apply");
+                self.ctx.metrics.write("hub", "apply", "assignments/status");
                 self.remember(&name, "status", fingerprint);
                 Ok(())
             }

@@ -65,7 +65,7 @@ pub async fn ensure_hub_namespace(ctx: &SyncContext, cluster: &str) -> Result<()
     };
     match api.create(&PostParams::default(), &obj).await {
         Ok(_) => {
-            ctx.metrics.write("hub", "create");
+            ctx.metrics.write("hub", "create", "namespaces");
             info!(%cluster, namespace = %ns, "created hub namespace");
             Ok(())
         }
@@ -82,7 +82,7 @@ pub async fn renew(ctx: &SyncContext, cluster: &str, identity: &str) -> Result<(
         let body = lease_body(cluster, identity, ctx.config.cluster_grace, jiff::Timestamp::now());
         match api.patch(HEARTBEAT_LEASE, &pp, &Patch::Apply(&body)).await {
             Ok(_) => {
-                ctx.metrics.write("hub", "renew");
+                ctx.metrics.write("hub", "renew", "leases");
                 return Ok(());
             }
             Err(e) if attempt == 0 && is_not_found(&e) => ensure_hub_namespace(ctx, cluster).await?,

@@ -109,7 +109,7 @@ pub async fn update(
     api.patch_status(cluster, &PatchParams::apply(SYNCER_FIELD_MANAGER).force(), &Patch::Apply(&body))
         .await
         .map_err(Error::hub(format!("apply MemberCluster {cluster} status")))?;
-    ctx.metrics.write("hub", "apply");
+    ctx.metrics.write("hub", "apply", "memberclusters/status");
     Ok(Some(true))
 }
 

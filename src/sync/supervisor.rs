@@ -202,7 +202,7 @@ async fn report_credentials(
             };
             if let Some(r) = reference {
                 match recorder.publish(&event, &r).await {
-                    Ok(()) => ctx.metrics.write("hub", "create"),
+                    Ok(()) => ctx.metrics.write("hub", "create", "events"),
                     Err(e) => warn!(%cluster, error = %e, "event not published"),
                 }
             }
