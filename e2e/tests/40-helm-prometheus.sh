@@ -448,8 +448,8 @@ kdeu get cm marshal-clearance -n "$NS" -o jsonpath='{.data.clearance\.yaml}' >"$
 guard_same() { # the chart's guard is the policy `marshal agent guard` prints for the same member and clearance
   local keep='{failurePolicy, matchConstraints: {resourceRules: [.matchConstraints.resourceRules[] | {apiGroups, apiVersions, operations, resources}]}, matchConditions, variables, validations, paramKind}'
   diff <("$MARSHAL" agent guard --cluster deu-1 --clearance "$WORK/deu-clearance.yaml" |
-           yq -c "select(.kind == \"ValidatingAdmissionPolicy\") | .spec | $keep") \
-       <(kdeu get validatingadmissionpolicy marshal-member-guard -o json | jq -c ".spec | $keep")
+           yq -c "select(.kind == \"ValidatingAdmissionPolicy\") | .spec | $keep" | jq -S -c .) \
+       <(kdeu get validatingadmissionpolicy marshal-member-guard -o json | jq -S -c ".spec | $keep")
 }
 check "the chart's guard is what \`marshal agent guard --cluster deu-1 --clearance\` prints for deu-1's clearance" guard_same
 deployment() { # classification-label digest-annotation(or -)
