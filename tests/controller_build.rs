@@ -95,6 +95,35 @@ fn status_is_deterministic_and_feeds_the_next_decision() {
     assert_eq!(s2.last_decision_time, s0.last_decision_time, "placements unchanged: decision time kept");
 }
 
+/// A member's report counts only for the spec it was made for: after a re-division changes an Assignment,
+/// the replicas ready under the old spec do not make the new placement Ready (seen in e2e: a status that said
+/// `deu-1/core=3` Ready from a report of 4 ready replicas made before a node was lost).
+#[test]
+fn readiness_reported_for_an_older_spec_does_not_count() {
+    let w = mw();
+    let d = decide(&WorkloadModel::from_crd(&w), &snapshot(clusters(), &[]), &Default::default(), t(0));
+    let mut asg = build::assignments(&w, &d);
+    for a in &mut asg {
+        a.status = Some(AssignmentStatus {
+            phase: AssignmentPhase::Applied,
+            ready_replicas: 4,
+            applied_digest: "sha256:an-earlier-spec".into(),
+            ..Default::default()
+        });
+    }
+    let s = status::build(&w, &d, &asg, Time(t(1)));
+    assert_eq!(s.ready_replicas, 0);
+    assert!(s.placements.iter().all(|p| p.ready_replicas == 0), "{:?}", s.placements);
+    let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.status, "False");
+    // Once the member reports for the current spec, its count is used (capped at the placement's replicas).
+    for a in &mut asg {
+        a.status.as_mut().unwrap().applied_digest = a.spec.digest.clone();
+    }
+    let s = status::build(&w, &d, &asg, Time(t(2)));
+    assert_eq!(s.ready_replicas, 5);
+}
+
 /// The controller compares the status it builds with the one in its cache. Facts with sub-second times (a
 /// Lease's renewTime) must not make them differ once the status has been through the API (whole seconds), or
 /// every reconcile would rewrite it: measured at about 10 status writes per moved workload in the failover

@@ -22,11 +22,13 @@ fn whole(t: jiff::Timestamp) -> Time {
 pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now: Time) -> MissionWorkloadStatus {
     let now = whole(now.0);
     let old = mw.status.clone().unwrap_or_default();
+    // Ready only as the member confirmed it for the Assignment's current spec: a status reported for an
+    // earlier digest (before a re-division changed the replicas) would claim replicas that may not exist.
     let ready_on = |cluster: &str, tier: &str| -> u32 {
         assignments
             .iter()
             .filter(|a| a.spec.cluster == cluster && a.spec.tier == tier)
-            .filter_map(|a| a.status.as_ref())
+            .filter_map(|a| a.status.as_ref().filter(|s| s.applied_digest == a.spec.digest))
             .filter(|s| s.phase == AssignmentPhase::Applied)
             .map(|s| s.ready_replicas)
             .sum()
