@@ -95,11 +95,12 @@ fn status_is_deterministic_and_feeds_the_next_decision() {
     assert_eq!(s2.last_decision_time, s0.last_decision_time, "placements unchanged: decision time kept");
 }
 
-/// A member's report counts only for the spec it was made for: after a re-division changes an Assignment,
-/// the replicas ready under the old spec do not make the new placement Ready (seen in e2e: a status that said
-/// `deu-1/core=3` Ready from a report of 4 ready replicas made before a node was lost).
+/// A member's report makes the workload Ready only for the spec it was made for: after a re-division changes
+/// an Assignment, replicas reported ready under the old spec still count as running (the engine keeps them on
+/// an overcommitted tier), but `Ready` waits for the member to confirm the new spec (seen in e2e: `Ready` with
+/// `deu-1/core=3` from a report of 4 ready replicas made before a node was lost).
 #[test]
-fn readiness_reported_for_an_older_spec_does_not_count() {
+fn readiness_reported_for_an_older_spec_does_not_make_it_ready() {
     let w = mw();
     let d = decide(&WorkloadModel::from_crd(&w), &snapshot(clusters(), &[]), &Default::default(), t(0));
     let mut asg = build::assignments(&w, &d);
@@ -112,16 +113,17 @@ fn readiness_reported_for_an_older_spec_does_not_count() {
         });
     }
     let s = status::build(&w, &d, &asg, Time(t(1)));
-    assert_eq!(s.ready_replicas, 0);
-    assert!(s.placements.iter().all(|p| p.ready_replicas == 0), "{:?}", s.placements);
-    let ready = s.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-    assert_eq!(ready.status, "False");
-    // Once the member reports for the current spec, its count is used (capped at the placement's replicas).
+    assert_eq!(s.ready_replicas, 5, "capped at each placement's replicas");
+    let ready =
+        |s: &marshal::api::MissionWorkloadStatus| s.conditions.iter().find(|c| c.type_ == "Ready").cloned().unwrap();
+    assert_eq!(ready(&s).status, "False");
+    assert!(ready(&s).message.contains("waiting for members to confirm"), "{}", ready(&s).message);
+    // Once the member reports for the current spec, the workload is Ready.
     for a in &mut asg {
         a.status.as_mut().unwrap().applied_digest = a.spec.digest.clone();
     }
     let s = status::build(&w, &d, &asg, Time(t(2)));
-    assert_eq!(s.ready_replicas, 5);
+    assert_eq!(ready(&s).status, "True");
 }
 
 /// The controller compares the status it builds with the one in its cache. Facts with sub-second times (a

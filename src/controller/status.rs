@@ -22,17 +22,26 @@ fn whole(t: jiff::Timestamp) -> Time {
 pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now: Time) -> MissionWorkloadStatus {
     let now = whole(now.0);
     let old = mw.status.clone().unwrap_or_default();
-    // Ready only as the member confirmed it for the Assignment's current spec: a status reported for an
-    // earlier digest (before a re-division changed the replicas) would claim replicas that may not exist.
+    // Replicas the member last reported ready. After a re-division changed an Assignment, the report can still
+    // be for the earlier spec: it says what runs there (the engine keeps ready replicas on an overcommitted
+    // tier from it), but it does not make the workload Ready (see `confirmed`).
     let ready_on = |cluster: &str, tier: &str| -> u32 {
         assignments
             .iter()
             .filter(|a| a.spec.cluster == cluster && a.spec.tier == tier)
-            .filter_map(|a| a.status.as_ref().filter(|s| s.applied_digest == a.spec.digest))
+            .filter_map(|a| a.status.as_ref())
             .filter(|s| s.phase == AssignmentPhase::Applied)
             .map(|s| s.ready_replicas)
             .sum()
     };
+    // Every placement's Assignment reported for its current spec (digest).
+    let confirmed = d.placements.iter().all(|p| {
+        assignments.iter().any(|a| {
+            a.spec.cluster == p.cluster
+                && a.spec.tier == p.tier
+                && a.status.as_ref().is_some_and(|s| s.applied_digest == a.spec.digest)
+        })
+    });
     let placements: Vec<PlacementStatus> = d
         .placements
         .iter()
@@ -72,9 +81,13 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
         },
         ConditionSpec {
             type_: "Ready",
-            status: placed > 0 && ready >= placed && d.unplaced == 0 || mw.spec.replicas == 0,
-            reason: if ready >= placed { "ReplicasReady".into() } else { "ReplicasNotReady".into() },
-            message: format!("{ready}/{placed} placed replicas ready"),
+            status: placed > 0 && ready >= placed && d.unplaced == 0 && confirmed || mw.spec.replicas == 0,
+            reason: if ready >= placed && confirmed { "ReplicasReady".into() } else { "ReplicasNotReady".into() },
+            message: if confirmed {
+                format!("{ready}/{placed} placed replicas ready")
+            } else {
+                format!("{ready}/{placed} placed replicas ready; waiting for members to confirm the current spec")
+            },
         },
         ConditionSpec {
             type_: "Compliant",
