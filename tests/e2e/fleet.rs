@@ -32,10 +32,14 @@ pub fn file(path: &str) -> String {
 }
 
 /// Restores every link, removes MemberClusters other tests left (clusters that never heartbeat would count
-/// towards a fleet freeze), installs the CRDs and the admission policy.
+/// towards a fleet freeze) and members' own clearance ConfigMaps other tests left (10-sync leaves ltu-1 cleared
+/// for RESTRICTED only, which refuses the exercise's CONFIDENTIAL work), installs the CRDs and the admission
+/// policy.
 pub fn prepare_hub() {
     for m in MEMBERS {
         federation(&["link", m, "up"]);
+        kubectl(m, &["delete", "configmap", "-n", "marshal-system", "marshal-clearance", "--ignore-not-found"])
+            .expect("remove a member clearance ConfigMap left by another test");
     }
     if let Ok(names) = kubectl("hub", &["get", "mc", "-o", "name"]) {
         for name in names
