@@ -108,6 +108,7 @@ pub fn fact(v: &VerdictStatus, f: &Facts) -> (String, Option<Timestamp>) {
         "PolicyUnknown" => ("SecurityPolicy".into(), None),
         "ResidencyViolation" => ("residency/nation".into(), None),
         "HostRefused" => ("host admission".into(), None),
+        "RefusedByMember" => ("member's own clearance".into(), None),
         "NotSelected" => ("cluster labels".into(), None),
         "TierNotAllowed" => ("tiers".into(), None),
         "LinkInsufficient" => {

@@ -247,6 +247,17 @@ fn local_clearance_rules() {
     assert!(msg.contains("ClassificationNotCleared") && msg.contains("member clearance"), "{msg}");
     assert!(member_deployment("ltu-1", NS, "conf").is_none(), "nothing applied");
     eprintln!("  Refused: {msg}");
+    // The hub obeys: ltu-1 is out for this workload (the only other candidates are not cleared), and the refused
+    // Assignment stays with no replicas as the question the agent answers again on every re-check.
+    let w = wait_for("conf Unplaceable, ltu-1 RefusedByMember", Duration::from_secs(60), || {
+        let w = workload("conf");
+        let reason = w["status"]["verdicts"].as_array()?.iter().find(|v| v["cluster"] == "ltu-1")?["reason"].clone();
+        (w["status"]["phase"] == "Unplaceable" && reason == "RefusedByMember").then_some(w)
+    });
+    assert!(w["status"]["placements"].as_array().is_none_or(|p| p.is_empty()), "{}", w["status"]);
+    let parked = assignment("ltu-1", "conf").expect("refused Assignment kept");
+    assert_eq!((parked["spec"]["replicas"].as_i64(), parked["status"]["phase"].as_str()), (Some(0), Some("Refused")));
+    eprintln!("  the hub placed conf nowhere else it may not go: Unplaceable, ltu-1 RefusedByMember");
     kubectl("hub", &["delete", "mw", "-n", NS, "conf", "--wait=false"]).expect("delete conf");
     wait_for("conf gone", Duration::from_secs(60), || get("hub", &["mw", "-n", NS, "conf"]).is_none().then_some(()));
 }

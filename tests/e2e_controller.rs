@@ -249,21 +249,6 @@ fn no_needless_writes(c: ControllerProcess) -> ControllerProcess {
     c
 }
 
-const FAILOVER: &str = r#"
-apiVersion: marshal.dev/v1alpha1
-kind: MissionWorkload
-metadata: {name: e2e-failover, namespace: baltic-shield}
-spec:
-  owner: LTU
-  confidentiality: {policy: NATO, classification: RESTRICTED, categories: [{tagName: Releasable To, values: [LTU, POL]}]}
-  replicas: 2
-  template:
-    metadata: {labels: {app: e2e-failover}}
-    spec: {containers: [{name: app, image: "registry.example.mil/ltu/sensor:1", resources: {requests: {cpu: 200m, memory: 128Mi}}}]}
-  placement: {tiers: [edge, core], preferredNations: [LTU, POL]}
-  failover: {tolerationSeconds: 20, failbackAfterSeconds: 60}
-"#;
-
 /// When the link proxy applied its current mode (the mtime of the file it writes once it has).
 fn link_applied(cluster: &str) -> std::time::SystemTime {
     let state = std::env::var("MARSHAL_TB_STATE").unwrap_or_else(|_| "/tmp/marshal-tb".into());
@@ -274,7 +259,9 @@ fn link_applied(cluster: &str) -> std::time::SystemTime {
 
 fn failover_and_failback(c: &ControllerProcess) {
     step("failover: cut ltu-1's link");
-    apply("hub", FAILOVER).expect("e2e-failover");
+    let yaml =
+        ltu_pol_workload("e2e-failover", "RESTRICTED", 2, "200m", "{tolerationSeconds: 20, failbackAfterSeconds: 60}");
+    apply("hub", &yaml).expect("e2e-failover");
     assert_eq!(wait_ready("e2e-failover", Duration::from_secs(120)), ["ltu-1/edge=2"]);
     check_members("e2e-failover");
     let writes_before = c.writes(not_heartbeat);
@@ -385,6 +372,7 @@ fn controller_end_to_end() {
     let (c, monitor) = setup();
     placement_works();
     releasability_and_changes(&c);
+    e2e::refusal::member_refusal(&c);
     invalid_objects_rejected();
     broken_member_contained(&c);
     let c = no_needless_writes(c);

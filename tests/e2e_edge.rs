@@ -367,21 +367,6 @@ fn fleet_freeze(c: &ControllerProcess) {
     }
 }
 
-const EXCLUSIVE: &str = r#"
-apiVersion: marshal.dev/v1alpha1
-kind: MissionWorkload
-metadata: {name: e2e-exclusive, namespace: baltic-shield}
-spec:
-  owner: LTU
-  confidentiality: {policy: NATO, classification: RESTRICTED, categories: [{tagName: Releasable To, values: [LTU, POL]}]}
-  replicas: 1
-  template:
-    metadata: {labels: {app: e2e-exclusive}}
-    spec: {containers: [{name: app, image: "registry.example.mil/ltu/c2:1", resources: {requests: {cpu: 100m, memory: 64Mi}}}]}
-  placement: {tiers: [edge, core], preferredNations: [LTU, POL]}
-  failover: {tolerationSeconds: 10, failbackAfterSeconds: 600, mode: BreakBeforeMake}
-"#;
-
 /// A `kubectl get --watch` on one member: every event, stamped when it arrives.
 struct MemberWatch {
     child: std::process::Child,
@@ -443,7 +428,14 @@ fn running(pod: &Value) -> bool {
 
 fn break_before_make() {
     step("BreakBeforeMake: the new copy starts only once the old one is gone (old cluster reachable)");
-    apply("hub", EXCLUSIVE).expect("e2e-exclusive");
+    let yaml = ltu_pol_workload(
+        "e2e-exclusive",
+        "RESTRICTED",
+        1,
+        "100m",
+        "{tolerationSeconds: 10, failbackAfterSeconds: 600, mode: BreakBeforeMake}",
+    );
+    apply("hub", &yaml).expect("e2e-exclusive");
     wait_for("e2e-exclusive on ltu-1/edge", Duration::from_secs(120), || {
         placed_ready("e2e-exclusive", &["ltu-1/edge=1"]).then_some(())
     });

@@ -6,8 +6,8 @@ use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
 use crate::api::{
-    ASSIGNMENT_FINALIZER, Assignment, AssignmentSpec, LABEL_CLUSTER, LABEL_WORKLOAD_NAME, LABEL_WORKLOAD_NAMESPACE,
-    MissionWorkload, WorkloadRef, cluster_namespace,
+    ASSIGNMENT_FINALIZER, Assignment, AssignmentPhase, AssignmentSpec, LABEL_CLUSTER, LABEL_WORKLOAD_NAME,
+    LABEL_WORKLOAD_NAMESPACE, MissionWorkload, WorkloadRef, cluster_namespace,
 };
 use crate::placement::{Decision, History};
 use crate::signing::{KEY_ID_ANNOTATION, SIGNATURE_ANNOTATION, Signer};
@@ -41,40 +41,65 @@ pub fn assignments(mw: &MissionWorkload, d: &Decision) -> Vec<Assignment> {
 /// The desired Assignments, signed by `signer` (none: unsigned). Signing is deterministic (Ed25519), so an
 /// unchanged decision gives byte-identical Assignments and nothing is written.
 pub fn assignments_signed(mw: &MissionWorkload, d: &Decision, signer: Option<&Signer>) -> Vec<Assignment> {
-    d.placements
-        .iter()
-        .map(|p| {
-            let mut spec = AssignmentSpec {
-                cluster: p.cluster.clone(),
-                workload: WorkloadRef {
-                    namespace: mw.namespace().unwrap_or_default(),
-                    name: mw.name_any(),
-                    uid: mw.meta().uid.clone().unwrap_or_default(),
-                },
-                owner: mw.spec.owner.clone(),
-                confidentiality: mw.spec.confidentiality.clone(),
-                tier: p.tier.clone(),
-                replicas: i32::try_from(p.replicas).unwrap_or(i32::MAX),
-                template: mw.spec.template.clone(),
-                digest: String::new(),
-            };
-            spec.digest = spec.compute_digest();
-            let mut a = Assignment {
-                metadata: ObjectMeta {
-                    name: Some(assignment_name(mw)),
-                    namespace: Some(cluster_namespace(&p.cluster)),
-                    labels: Some(assignment_labels(mw, &p.cluster)),
-                    finalizers: Some(vec![ASSIGNMENT_FINALIZER.to_string()]),
-                    ..Default::default()
-                },
-                spec,
-                status: None,
-            };
-            if let Some(s) = signer {
-                s.sign(&mut a);
-            }
-            a
-        })
+    d.placements.iter().map(|p| assignment(mw, &p.cluster, &p.tier, p.replicas, signer)).collect()
+}
+
+/// A refused Assignment kept as the standing question to its member ("will you hold this label now?"), with
+/// no replicas: when the member changes its clearance and accepts, it runs nothing until the engine places
+/// replicas there again. It carries the current spec and signature, so the member answers for what the
+/// workload is now.
+pub fn parked(mw: &MissionWorkload, cluster: &str, tier: &str) -> Assignment {
+    assignment(mw, cluster, tier, 0, crate::signing::signer().as_deref())
+}
+
+fn assignment(mw: &MissionWorkload, cluster: &str, tier: &str, replicas: u32, signer: Option<&Signer>) -> Assignment {
+    let mut spec = AssignmentSpec {
+        cluster: cluster.to_string(),
+        workload: WorkloadRef {
+            namespace: mw.namespace().unwrap_or_default(),
+            name: mw.name_any(),
+            uid: mw.meta().uid.clone().unwrap_or_default(),
+        },
+        owner: mw.spec.owner.clone(),
+        confidentiality: mw.spec.confidentiality.clone(),
+        tier: tier.to_string(),
+        replicas: i32::try_from(replicas).unwrap_or(i32::MAX),
+        template: mw.spec.template.clone(),
+        digest: String::new(),
+    };
+    spec.digest = spec.compute_digest();
+    let mut a = Assignment {
+        metadata: ObjectMeta {
+            name: Some(assignment_name(mw)),
+            namespace: Some(cluster_namespace(cluster)),
+            labels: Some(assignment_labels(mw, cluster)),
+            finalizers: Some(vec![ASSIGNMENT_FINALIZER.to_string()]),
+            ..Default::default()
+        },
+        spec,
+        status: None,
+    };
+    if let Some(s) = signer {
+        s.sign(&mut a);
+    }
+    a
+}
+
+/// Whether the member refused this Assignment (and it is not being removed).
+pub fn refused(a: &Assignment) -> bool {
+    a.metadata.deletion_timestamp.is_none() && a.status.as_ref().is_some_and(|s| s.phase == AssignmentPhase::Refused)
+}
+
+/// The engine's `refused` input: each cluster whose member refused the workload's Assignment because its own
+/// clearance forbids the label, with what it said. Integrity refusals (unsigned, unknown key, tampered) are left
+/// out: they are about the instruction, not the host, and the controller answers them by writing its signed
+/// Assignment again.
+pub fn refusals<'a>(assignments: impl IntoIterator<Item = &'a Assignment>) -> BTreeMap<String, String> {
+    assignments
+        .into_iter()
+        .filter(|a| refused(a))
+        .filter(|a| !a.status.as_ref().is_some_and(|s| crate::sync::recheck::refusal_keeps_running(&s.message)))
+        .map(|a| (a.spec.cluster.clone(), a.status.as_ref().map(|s| s.message.clone()).unwrap_or_default()))
         .collect()
 }
 

@@ -70,11 +70,13 @@ pub fn error_policy(_obj: Arc<DeserializeGuard<MissionWorkload>>, err: &Error, c
     }
 }
 
-/// Decides with the current facts.
-pub fn decide(mw: &MissionWorkload, ctx: &Context, now: Timestamp) -> Decision {
+/// Decides with the current facts. `existing` are the workload's Assignments: a member that refused its
+/// Assignment is not eligible while the refusal stands.
+pub fn decide(mw: &MissionWorkload, ctx: &Context, existing: &[Arc<Assignment>], now: Timestamp) -> Decision {
     let snap = ctx.snapshot();
     let model = WorkloadModel::from_crd(mw);
-    let hist = build::history(mw);
+    let mut hist = build::history(mw);
+    hist.refused = build::refusals(existing.iter().map(|a| a.as_ref()));
     let t = Instant::now();
     let mut d = placement::decide(&model, &snap, &hist, now);
     ctx.metrics.decision_duration_seconds.observe(t.elapsed().as_secs_f64());
@@ -94,18 +96,36 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
     if let Some(wait) = ctx.warming_up(now) {
         return Ok(Action::requeue(wait));
     }
-    let d = decide(mw, ctx, now);
-    let desired = build::assignments(mw, &d);
     let existing: Vec<Arc<Assignment>> =
         ctx.stores.assignments.state().into_iter().filter(|a| build::belongs_to(a, mw)).collect();
+    let d = decide(mw, ctx, &existing, now);
+    let desired = build::assignments(mw, &d);
     let snap_reachable = |cluster: &str| ctx.reachable(cluster, now);
 
-    // BreakBeforeMake: nothing new starts on another cluster while an old copy may still run.
-    let leaving: Vec<&Arc<Assignment>> =
-        existing.iter().filter(|a| !desired.iter().any(|d| d.spec.cluster == a.spec.cluster)).collect();
+    // A refused Assignment that is out only because of that refusal stays, with no replicas: it is the record
+    // of the refusal (the engine's input) and the question the member answers again when its clearance changes.
+    let (parked, leaving): (Vec<&Arc<Assignment>>, Vec<&Arc<Assignment>>) = existing
+        .iter()
+        .filter(|a| !desired.iter().any(|d| d.spec.cluster == a.spec.cluster))
+        .partition(|a| build::refused(a) && out_by_refusal(&d, &a.spec.cluster));
+    for a in &parked {
+        let want = build::parked(mw, &a.spec.cluster, &a.spec.tier);
+        if !build::up_to_date(a, &want) {
+            apply_assignment(ctx, &want).await?;
+        }
+    }
+
+    // BreakBeforeMake: nothing new starts on another cluster while an old copy may still run (an integrity
+    // refusal leaves the member's copy as it was).
     let exclusive = mw.spec.failover.mode == FailoverMode::BreakBeforeMake;
-    let hold_new =
-        exclusive && leaving.iter().any(|a| snap_reachable(&a.spec.cluster) || a.metadata.deletion_timestamp.is_some());
+    let may_run = |a: &Arc<Assignment>| {
+        !build::refused(a) || a.status.as_ref().is_some_and(|s| crate::sync::recheck::refusal_keeps_running(&s.message))
+    };
+    let hold_new = exclusive
+        && leaving
+            .iter()
+            .chain(&parked)
+            .any(|a| may_run(a) && (snap_reachable(&a.spec.cluster) || a.metadata.deletion_timestamp.is_some()));
 
     for want in &desired {
         let current = existing.iter().find(|a| a.spec.cluster == want.spec.cluster);
@@ -126,6 +146,10 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
         .filter_map(|a| a.status.as_ref().map(|s| s.ready_replicas))
         .sum();
     let wanted: u32 = d.placements.iter().map(|p| p.replicas).sum();
+    // A replacement its member refused will never be ready: the old copy stays (the engine moves the replicas
+    // elsewhere on the next decision, which reads the refusal).
+    let replacement_refused =
+        desired.iter().any(|w| existing.iter().any(|a| a.spec.cluster == w.spec.cluster && build::refused(a)));
     for old in &leaving {
         if old.metadata.deletion_timestamp.is_some() {
             continue;
@@ -133,7 +157,8 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
         let reachable = snap_reachable(&old.spec.cluster);
         let superseded_for = ctx.superseded_since(old).elapsed();
         let replacement_ready = ready_new >= wanted;
-        if exclusive || !reachable || replacement_ready || superseded_for >= MAKE_BEFORE_BREAK_TIMEOUT {
+        let timed_out = superseded_for >= MAKE_BEFORE_BREAK_TIMEOUT && !replacement_refused;
+        if exclusive || !reachable || replacement_ready || timed_out {
             if reachable && !exclusive && !replacement_ready {
                 ctx.event(
                     mw,
@@ -169,6 +194,14 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
         .min(MAX_REQUEUE);
     let pending = leaving.iter().any(|a| a.metadata.deletion_timestamp.is_none()) || hold_new;
     Ok(Action::requeue(if pending { next.min(Duration::from_secs(2)) } else { next }))
+}
+
+/// Whether `cluster` is out only because its member refused (possibly hidden behind its being unreachable, the
+/// one filter that runs first): then its refused Assignment is kept. Any other reason removes it.
+fn out_by_refusal(d: &Decision, cluster: &str) -> bool {
+    use placement::Reason::{RefusedByMember, Unreachable};
+    let mut of_cluster = d.verdicts.iter().filter(|v| v.cluster == cluster).peekable();
+    of_cluster.peek().is_some() && of_cluster.all(|v| matches!(v.reason, RefusedByMember | Unreachable))
 }
 
 /// `marshal_failover_seconds`: from the moment a cluster was detected unreachable (last heartbeat + grace)

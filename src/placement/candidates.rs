@@ -37,7 +37,7 @@ pub struct Eval {
     /// Every verdict, sorted by (cluster, tier).
     pub verdicts: Vec<Verdict>,
     /// Current placements that sovereignty now forbids (taints, accreditation, access control, residency,
-    /// host admission), whatever the network says: removed even during a fleet freeze.
+    /// host admission, the member's refusal), whatever the network says: removed even during a fleet freeze.
     pub revoked: Vec<(String, String)>,
 }
 
@@ -93,6 +93,7 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
         let cluster_static = filters::accredited(c, now)
             .and_then(|_| filters::sovereignty(c, &w.label, snap))
             .and_then(|m| filters::residency(c, w).and_then(|_| filters::host_admission(c, &w.owner, &m)))
+            .and_then(|_| filters::member_refusal(c, &hist.refused))
             .and_then(|_| filters::selector(c, w.selector.as_ref()));
         // The link is only looked at when the cheaper filters before it pass.
         let link = if reach.is_ok() && cluster_static.is_ok() {
@@ -121,7 +122,7 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
                 taint.as_ref().map(|_| ()).and(cluster_static.as_ref().map(|_| ())).and(tier_ok.as_ref().map(|_| ()));
             let sovereign = taint.as_ref().map(|_| ()).and(cluster_static.as_ref().map(|_| ()));
             if let (Some(_), Err(f)) = (cur_here, sovereign)
-                && f.reason.filter() <= Some(filters::Filter::HostAdmission)
+                && f.reason.filter() <= Some(filters::Filter::MemberRefusal)
             {
                 revoked.push((c.name.clone(), t.to_string()));
             }

@@ -1,4 +1,4 @@
-//! The ten filters of DESIGN.md §4, in order. The first failure is a candidate's verdict.
+//! The eleven filters (DESIGN.md §4 plus the member's refusal), in order. The first failure is a candidate's verdict.
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -21,6 +21,8 @@ pub enum Filter {
     Residency,
     /// Host nation admission.
     HostAdmission,
+    /// The member's own re-check (it refused this workload's Assignment).
+    MemberRefusal,
     /// clusterSelector.
     Selector,
     /// Allowed and offered tier.
@@ -41,6 +43,7 @@ impl Filter {
             Filter::Sovereignty => "Sovereignty",
             Filter::Residency => "Residency",
             Filter::HostAdmission => "HostAdmission",
+            Filter::MemberRefusal => "MemberRefusal",
             Filter::Selector => "Selector",
             Filter::Tier => "Tier",
             Filter::Link => "Link",
@@ -74,6 +77,8 @@ pub enum Reason {
     ResidencyViolation,
     /// The host nation does not accept the owner or the classification.
     HostRefused,
+    /// The member refused this workload's Assignment (its own clearance, or the Assignment's integrity).
+    RefusedByMember,
     /// `clusterSelector` does not match.
     NotSelected,
     /// The tier is not allowed or not offered.
@@ -105,6 +110,7 @@ impl Reason {
             Reason::NotReleasable => "NotReleasable",
             Reason::ResidencyViolation => "ResidencyViolation",
             Reason::HostRefused => "HostRefused",
+            Reason::RefusedByMember => "RefusedByMember",
             Reason::NotSelected => "NotSelected",
             Reason::TierNotAllowed => "TierNotAllowed",
             Reason::LinkInsufficient => "LinkInsufficient",
@@ -129,6 +135,7 @@ impl Reason {
             | Reason::NotReleasable => Filter::Sovereignty,
             Reason::ResidencyViolation => Filter::Residency,
             Reason::HostRefused => Filter::HostAdmission,
+            Reason::RefusedByMember => Filter::MemberRefusal,
             Reason::NotSelected => Filter::Selector,
             Reason::TierNotAllowed => Filter::Tier,
             Reason::LinkInsufficient => Filter::Link,
@@ -153,7 +160,7 @@ impl std::str::FromStr for Reason {
 }
 
 /// Every reason, in filter order.
-pub const ALL_REASONS: [Reason; 18] = [
+pub const ALL_REASONS: [Reason; 19] = [
     Reason::Eligible,
     Reason::Unreachable,
     Reason::Tainted,
@@ -165,6 +172,7 @@ pub const ALL_REASONS: [Reason; 18] = [
     Reason::NotReleasable,
     Reason::ResidencyViolation,
     Reason::HostRefused,
+    Reason::RefusedByMember,
     Reason::NotSelected,
     Reason::TierNotAllowed,
     Reason::LinkInsufficient,
@@ -359,7 +367,17 @@ pub fn host_admission(c: &ClusterFacts, owner: &str, m: &Matched<'_>) -> Result<
     Ok(())
 }
 
-/// Filter 7: the cluster selector.
+/// Filter 7: the member has not refused this workload. `refused` maps a cluster to what its syncer said when it
+/// refused the workload's Assignment (the member re-checks every label against its own clearance). The hub's
+/// view of a clearance can be wrong; the member's answer wins until it accepts again (fail closed).
+pub fn member_refusal(c: &ClusterFacts, refused: &std::collections::BTreeMap<String, String>) -> Result<(), Fail> {
+    match refused.get(&c.name) {
+        Some(why) => Err(fail(Reason::RefusedByMember, format!("{} refused this workload: {why}", c.name))),
+        None => Ok(()),
+    }
+}
+
+/// Filter 8: the cluster selector.
 pub fn selector(c: &ClusterFacts, sel: Option<&LabelSelector>) -> Result<(), Fail> {
     let Some(sel) = sel else { return Ok(()) };
     for (k, v) in sel.match_labels.iter().flatten() {
@@ -386,7 +404,7 @@ pub fn selector(c: &ClusterFacts, sel: Option<&LabelSelector>) -> Result<(), Fai
     Ok(())
 }
 
-/// Filter 8: the tier is allowed by the workload and offered by the cluster.
+/// Filter 9: the tier is allowed by the workload and offered by the cluster.
 pub fn tier(c: &ClusterFacts, w: &WorkloadModel, tier: &str) -> Result<(), Fail> {
     if !w.placement.tiers.is_empty() && !w.placement.tiers.iter().any(|t| t == tier) {
         return Err(fail(Reason::TierNotAllowed, format!("tier {tier} is not in placement.tiers")));
@@ -397,7 +415,7 @@ pub fn tier(c: &ClusterFacts, w: &WorkloadModel, tier: &str) -> Result<(), Fail>
     Ok(())
 }
 
-/// Filter 9: the path from the data source meets the workload's needs with fresh facts.
+/// Filter 10: the path from the data source meets the workload's needs with fresh facts.
 /// `source` is the data source's cluster index (`Some(None)` when the source is not a known cluster).
 /// Returns the RTT used for scoring (0 at the source).
 pub fn link(
@@ -465,7 +483,7 @@ fn check_link(
     }
 }
 
-/// Filter 10: how many replicas fit in the tier's free capacity (plus what this workload already uses
+/// Filter 11: how many replicas fit in the tier's free capacity (plus what this workload already uses
 /// there). At least one must fit. `own` is this workload's replicas there and how many of them the member
 /// reports ready. In an overcommitted tier (negative free: its pods request more than its ready nodes offer)
 /// the ready replicas keep their place and the unready ones are those that no longer fit: each workload gives

@@ -1,7 +1,7 @@
 //! The placement engine: pure, deterministic, explainable. No client, no async, no clock: `now` is an input.
 //!
 //! `decide(workload, snapshot, history, now)` evaluates every (cluster, tier) candidate through the ten
-//! filters of DESIGN.md §4, orders the eligible ones, divides the replicas, applies the stability rules
+//! filters of DESIGN.md §4 and the member's own refusal, orders the eligible ones, divides the replicas, applies the stability rules
 //! (stickiness, toleration, failback window, fleet freeze) and explains the result.
 
 mod candidates;
@@ -153,6 +153,7 @@ impl Decision {
                 .collect(),
             verdicts: self.verdicts.clone(),
             failback: self.failback.clone(),
+            refused: Default::default(),
         }
     }
 }

@@ -388,6 +388,9 @@ pub struct History {
     pub verdicts: Vec<super::Verdict>,
     /// Pending failback.
     pub failback: Option<PendingFailback>,
+    /// Clusters whose member refused this workload's Assignment, with what the member said. Not kept in
+    /// status: the controller reads it from the refused Assignments, which stay until the member accepts.
+    pub refused: BTreeMap<String, String>,
 }
 
 impl History {
@@ -425,6 +428,7 @@ impl History {
                 })
                 .collect(),
             failback: s.failback.as_ref().map(|f| PendingFailback { since: f.since.0, targets: f.targets.clone() }),
+            refused: BTreeMap::new(),
         }
     }
 }

@@ -128,6 +128,12 @@ pub struct Refusal {
 const INTEGRITY: &[&str] =
     &["ClusterMismatch", "DigestMismatch", "Unsigned", "UnknownSigningKey", "BadSignature", "TrustInvalid"];
 
+/// Whether a refusal reported in an Assignment's status (`<Reason>: <detail>`) left the member's copy running.
+pub fn refusal_keeps_running(status_message: &str) -> bool {
+    let reason = status_message.split_once(':').map_or(status_message, |(r, _)| r);
+    INTEGRITY.contains(&reason.trim())
+}
+
 impl Refusal {
     /// Whether the member keeps what it already runs for this Assignment (integrity refusals: an unauthentic
     /// instruction neither changes nor removes anything). Clearance refusals remove the member's copy.
@@ -344,7 +350,10 @@ mod tests {
     fn integrity_refusals_keep_running_clearance_refusals_remove() {
         for reason in ["ClusterMismatch", "DigestMismatch", "Unsigned", "UnknownSigningKey", "BadSignature"] {
             assert!(Refusal { reason, message: String::new() }.keeps_running(), "{reason}");
+            assert!(refusal_keeps_running(&format!("{reason}: detail")), "{reason}");
         }
+        assert!(!refusal_keeps_running("ClassificationNotCleared: CONFIDENTIAL is not cleared"));
+        assert!(!refusal_keeps_running(""));
         for reason in ["ClassificationNotCleared", "NotReleasable", "HostRefused", "MemberClearanceInvalid"] {
             assert!(!Refusal { reason, message: String::new() }.keeps_running(), "{reason}");
         }

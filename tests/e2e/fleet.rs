@@ -169,6 +169,27 @@ impl Drop for LinkMonitor {
     }
 }
 
+/// A test MissionWorkload owned by LTU and releasable to LTU and POL, preferring them in that order, edge tier
+/// first: `name`, its classification, replicas, cpu request and `failover` (YAML flow mapping).
+pub fn ltu_pol_workload(name: &str, classification: &str, replicas: u32, cpu: &str, failover: &str) -> String {
+    format!(
+        r#"
+apiVersion: marshal.dev/v1alpha1
+kind: MissionWorkload
+metadata: {{name: {name}, namespace: {NS}}}
+spec:
+  owner: LTU
+  confidentiality: {{policy: NATO, classification: {classification}, categories: [{{tagName: Releasable To, values: [LTU, POL]}}]}}
+  replicas: {replicas}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec: {{containers: [{{name: app, image: "registry.example.mil/ltu/{name}:1", resources: {{requests: {{cpu: {cpu}, memory: 64Mi}}}}}}]}}
+  placement: {{tiers: [edge, core], preferredNations: [LTU, POL]}}
+  failover: {failover}
+"#
+    )
+}
+
 /// A MissionWorkload of the exercise's namespace.
 pub fn workload(name: &str) -> Value {
     get("hub", &["mw", "-n", NS, name]).unwrap_or_else(|| panic!("MissionWorkload {name} not found"))

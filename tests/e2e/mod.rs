@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod fleet;
+pub mod refusal;
 pub mod storm;
 
 use std::process::{Child, Command, Stdio};
