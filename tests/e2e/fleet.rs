@@ -52,8 +52,11 @@ pub fn prepare_hub() {
     let crds = concat!(env!("CARGO_MANIFEST_DIR"), "/crds");
     kubectl("hub", &["apply", "--server-side", "--force-conflicts", "-f", crds]).expect("CRDs");
     for crd in ["securitypolicies", "memberclusters", "clusterlinks", "missionworkloads", "assignments"] {
-        kubectl("hub", &["wait", "--for", "condition=established", "--timeout=60s", &format!("crd/{crd}.marshal.dev")])
-            .expect("established");
+        // On a fresh hub `kubectl wait` fails at once while the new CRD has no conditions yet: ask again.
+        wait_for(&format!("CRD {crd} established"), Duration::from_secs(60), || {
+            let crd = format!("crd/{crd}.marshal.dev");
+            kubectl("hub", &["wait", "--for", "condition=established", "--timeout=10s", &crd]).ok()
+        });
     }
     apply("hub", &file("deploy/admission-policy.yaml")).expect("admission policy");
 }
