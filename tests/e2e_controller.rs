@@ -213,7 +213,8 @@ fn broken_member_contained(c: &ControllerProcess) {
         let text = c.http("/metrics").unwrap_or_default();
         text.lines().filter(|l| l.starts_with("marshal_cluster_reachable{cluster=\"fra-1\"}")).count()
     };
-    assert_eq!(series(c), 1, "marshal_cluster_reachable has a series for fra-1");
+    // The health loop adds the series on its next tick (every second).
+    wait_for("marshal_cluster_reachable series for fra-1", Duration::from_secs(15), || (series(c) == 1).then_some(()));
     kubectl("hub", &["delete", "mc", "fra-1", "ita-1"]).expect("cleanup");
     kubectl("hub", &["delete", "secret", "-n", "marshal-system", "ita-1-kubeconfig"]).expect("cleanup");
     wait_for("fra-1's metric series removed with its MemberCluster", Duration::from_secs(15), || {
