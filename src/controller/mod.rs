@@ -2,6 +2,7 @@
 //! heartbeat Leases feed a Controller for MissionWorkloads (watched through `DeserializeGuard`, so one
 //! malformed object cannot break the watch).
 
+pub mod assumed;
 pub mod build;
 pub mod error;
 pub mod health;
@@ -91,6 +92,8 @@ pub struct Context {
     written: Mutex<BTreeMap<String, (u64, crate::api::MissionWorkloadStatus)>>,
     /// When this process started deciding.
     started: Timestamp,
+    /// Capacity promised to new placements that members have not reported yet.
+    pub ledger: Mutex<assumed::Ledger>,
 }
 
 impl Context {
@@ -141,6 +144,12 @@ impl Context {
         self.judged_heartbeat(cluster).is_some_and(|hb| {
             now.as_millisecond() - hb.as_millisecond() <= i64::from(self.settings.cluster_grace_seconds) * 1000
         })
+    }
+
+    /// When a cluster's capacity summary was last reported.
+    pub fn capacity_observed(&self, cluster: &str) -> Option<Timestamp> {
+        let mc = self.stores.clusters.get(&ObjectRef::new(cluster))?;
+        mc.status.as_ref()?.observed_at.as_ref().map(|t| t.0)
     }
 
     /// The engine's view of the federation.
@@ -345,6 +354,7 @@ pub async fn run(
         written: Mutex::new(BTreeMap::new()),
         failovers: Mutex::new(BTreeMap::new()),
         started: Timestamp::now(),
+        ledger: Mutex::new(assumed::Ledger::default()),
     });
 
     // A new signing key (rotation) re-signs every Assignment at once.

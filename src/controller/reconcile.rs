@@ -15,10 +15,11 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::assumed::{Ledger, Promise, Seen};
 use super::error::{Error, hub};
 use super::{Context, build, status};
 use crate::api::{ASSIGNMENT_FINALIZER, Assignment, FIELD_MANAGER, FailoverMode, MissionWorkload, WORKLOAD_FINALIZER};
-use crate::placement::{self, Decision, WorkloadModel};
+use crate::placement::{self, Decision, Request, WorkloadModel};
 
 /// How long an old placement waits for its replacement to be ready (make-before-break) before it is removed.
 const MAKE_BEFORE_BREAK_TIMEOUT: Duration = Duration::from_secs(120);
@@ -70,17 +71,25 @@ pub fn error_policy(_obj: Arc<DeserializeGuard<MissionWorkload>>, err: &Error, c
     }
 }
 
-/// Decides with the current facts. `existing` are the workload's Assignments: a member that refused its
-/// Assignment is not eligible while the refusal stands.
-pub fn decide(mw: &MissionWorkload, ctx: &Context, existing: &[Arc<Assignment>], now: Timestamp) -> Decision {
-    let snap = ctx.snapshot();
-    let model = WorkloadModel::from_crd(mw);
+/// Decides with the current facts, less the capacity promised to placements members have not counted yet.
+/// `existing` are the workload's Assignments: a member that refused its Assignment is not eligible while the
+/// refusal stands.
+pub fn decide(
+    mw: &MissionWorkload,
+    model: &WorkloadModel,
+    ctx: &Context,
+    existing: &[Arc<Assignment>],
+    ledger: &Ledger,
+    now: Timestamp,
+) -> Decision {
+    let mut snap = ctx.snapshot();
+    ledger.apply_to(&mut snap);
     let mut hist = build::history(mw);
     hist.refused = build::refusals(existing.iter().map(|a| a.as_ref()));
     let t = Instant::now();
-    let mut d = placement::decide(&model, &snap, &hist, now);
+    let mut d = placement::decide(model, &snap, &hist, now);
     ctx.metrics.decision_duration_seconds.observe(t.elapsed().as_secs_f64());
-    if let Some(stale) = d.links_stale_at(&model, &snap).filter(|s| *s > now) {
+    if let Some(stale) = d.links_stale_at(model, &snap).filter(|s| *s > now) {
         d.next_review = Some(d.next_review.map_or(stale, |n| n.min(stale)));
     }
     for v in d.verdicts.iter().filter(|v| !v.eligible) {
@@ -98,8 +107,20 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
     }
     let existing: Vec<Arc<Assignment>> =
         ctx.stores.assignments.state().into_iter().filter(|a| build::belongs_to(a, mw)).collect();
-    let d = decide(mw, ctx, &existing, now);
-    let desired = build::assignments(mw, &d);
+    let model = WorkloadModel::from_crd(mw);
+    // Deciding and promising the capacity decided happen under one lock, so that reconciles running in parallel
+    // see each other's new placements.
+    let (d, desired) = {
+        let mut ledger = match ctx.ledger.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        ledger.refresh(now, |key, p| promise_seen(ctx, key, p), |cluster| ctx.capacity_observed(cluster));
+        let d = decide(mw, &model, ctx, &existing, &ledger, now);
+        let desired = build::assignments(mw, &d);
+        promise(&mut ledger, &existing, &desired, model.request, now);
+        (d, desired)
+    };
     let snap_reachable = |cluster: &str| ctx.reachable(cluster, now);
 
     // A refused Assignment that is out only because of that refusal stays, with no replicas: it is the record
@@ -194,6 +215,53 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
         .min(MAX_REQUEUE);
     let pending = leaving.iter().any(|a| a.metadata.deletion_timestamp.is_none()) || hold_new;
     Ok(Action::requeue(if pending { next.min(Duration::from_secs(2)) } else { next }))
+}
+
+/// Records the replicas each desired Assignment adds to its tier (beyond what the hub's copy already asks there).
+fn promise(
+    ledger: &mut Ledger,
+    existing: &[Arc<Assignment>],
+    desired: &[Assignment],
+    request: Request,
+    now: Timestamp,
+) {
+    for w in desired {
+        let current = existing.iter().find(|a| a.spec.cluster == w.spec.cluster);
+        if current.is_some_and(|c| build::up_to_date(c, w)) {
+            continue;
+        }
+        let before = current
+            .filter(|c| c.spec.tier == w.spec.tier && c.metadata.deletion_timestamp.is_none())
+            .map_or(0, |c| c.spec.replicas);
+        let added = u32::try_from(w.spec.replicas.saturating_sub(before)).unwrap_or(0);
+        let key = format!("{}/{}", w.namespace().unwrap_or_default(), w.name_any());
+        ledger.promise(
+            &key,
+            Promise {
+                cluster: w.spec.cluster.clone(),
+                tier: w.spec.tier.clone(),
+                replicas: added,
+                request,
+                digest: w.spec.digest.clone(),
+                at: now,
+                ready_seen: None,
+            },
+        );
+    }
+}
+
+/// What the hub's store shows of a promised Assignment.
+fn promise_seen(ctx: &Context, key: &str, p: &Promise) -> Seen {
+    let Some((ns, name)) = key.split_once('/') else { return Seen::Absent };
+    let a = ctx.stores.assignments.get(&kube::runtime::reflector::ObjectRef::new(name).within(ns));
+    match a {
+        Some(a) if a.spec.digest == p.digest => Seen::Written {
+            ready: a.status.as_ref().is_some_and(|s| {
+                s.applied_digest == p.digest && i64::from(s.ready_replicas) >= i64::from(a.spec.replicas)
+            }),
+        },
+        _ => Seen::Absent,
+    }
 }
 
 /// Whether `cluster` is out only because its member refused (possibly hidden behind its being unreachable, the
