@@ -122,8 +122,10 @@ fn refusals_come_from_refused_assignments_that_are_not_being_removed() {
         ..Default::default()
     });
     assert!(build::refusals(&asg).is_empty());
+    assert!(build::refused(&asg[0]) && !build::host_refused(&asg[0]), "refused, but the copy keeps running");
     asg[0].status =
         Some(AssignmentStatus { phase: AssignmentPhase::Refused, message: SAID.into(), ..Default::default() });
+    assert!(build::host_refused(&asg[0]));
     // Being deleted: no longer an answer from the member.
     asg[0].metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t(5)));
     assert!(build::refusals(&asg).is_empty());

@@ -87,11 +87,6 @@ impl Ledger {
         }
     }
 
-    /// Forgets a promise (its Assignment was not written after all).
-    pub fn forget(&mut self, key: &str) {
-        self.promises.remove(key);
-    }
-
     /// Drops the promises the members' summaries now count. `seen` reads the Assignment; `observed` is when a
     /// cluster's capacity summary was last reported.
     pub fn refresh(
@@ -227,7 +222,5 @@ mod tests {
         core.tier = "core".into();
         l.promise("k", core);
         assert_eq!(l.outstanding(), 1, "the Assignment now asks for another tier");
-        l.forget("k");
-        assert_eq!(l.outstanding(), 0);
     }
 }

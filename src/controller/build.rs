@@ -90,15 +90,19 @@ pub fn refused(a: &Assignment) -> bool {
     a.metadata.deletion_timestamp.is_none() && a.status.as_ref().is_some_and(|s| s.phase == AssignmentPhase::Refused)
 }
 
-/// The engine's `refused` input: each cluster whose member refused the workload's Assignment because its own
-/// clearance forbids the label, with what it said. Integrity refusals (unsigned, unknown key, tampered) are left
-/// out: they are about the instruction, not the host, and the controller answers them by writing its signed
-/// Assignment again.
+/// Whether the member refused this Assignment because its own clearance forbids the label (its copy is gone).
+/// Integrity refusals (unsigned, unknown key, tampered) are not: they are about the instruction, not the host,
+/// the member keeps what it runs, and the controller answers them by writing its signed Assignment again.
+pub fn host_refused(a: &Assignment) -> bool {
+    refused(a) && !a.status.as_ref().is_some_and(|s| crate::sync::recheck::refusal_keeps_running(&s.message))
+}
+
+/// The engine's `refused` input: each cluster whose member refused the workload's label ([`host_refused`]), with
+/// what it said.
 pub fn refusals<'a>(assignments: impl IntoIterator<Item = &'a Assignment>) -> BTreeMap<String, String> {
     assignments
         .into_iter()
-        .filter(|a| refused(a))
-        .filter(|a| !a.status.as_ref().is_some_and(|s| crate::sync::recheck::refusal_keeps_running(&s.message)))
+        .filter(|a| host_refused(a))
         .map(|a| (a.spec.cluster.clone(), a.status.as_ref().map(|s| s.message.clone()).unwrap_or_default()))
         .collect()
 }

@@ -128,7 +128,7 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
     let (parked, leaving): (Vec<&Arc<Assignment>>, Vec<&Arc<Assignment>>) = existing
         .iter()
         .filter(|a| !desired.iter().any(|d| d.spec.cluster == a.spec.cluster))
-        .partition(|a| build::refused(a) && out_by_refusal(&d, &a.spec.cluster));
+        .partition(|a| build::host_refused(a) && out_by_refusal(&d, &a.spec.cluster));
     for a in &parked {
         let want = build::parked(mw, &a.spec.cluster, &a.spec.tier);
         if !build::up_to_date(a, &want) {
@@ -136,17 +136,13 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
         }
     }
 
-    // BreakBeforeMake: nothing new starts on another cluster while an old copy may still run (an integrity
-    // refusal leaves the member's copy as it was).
+    // BreakBeforeMake: nothing new starts on another cluster while an old copy may still run. A copy its member
+    // refused on clearance grounds is gone (parked ones all are); after an integrity refusal it still runs.
     let exclusive = mw.spec.failover.mode == FailoverMode::BreakBeforeMake;
-    let may_run = |a: &Arc<Assignment>| {
-        !build::refused(a) || a.status.as_ref().is_some_and(|s| crate::sync::recheck::refusal_keeps_running(&s.message))
-    };
     let hold_new = exclusive
-        && leaving
-            .iter()
-            .chain(&parked)
-            .any(|a| may_run(a) && (snap_reachable(&a.spec.cluster) || a.metadata.deletion_timestamp.is_some()));
+        && leaving.iter().any(|a| {
+            !build::host_refused(a) && (snap_reachable(&a.spec.cluster) || a.metadata.deletion_timestamp.is_some())
+        });
 
     for want in &desired {
         let current = existing.iter().find(|a| a.spec.cluster == want.spec.cluster);

@@ -1,4 +1,5 @@
-//! The eleven filters (DESIGN.md §4 plus the member's refusal), in order. The first failure is a candidate's verdict.
+//! The eleven filters (DESIGN.md §4 plus the member's refusal), in order. The first failure is a candidate's
+//! verdict.
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;

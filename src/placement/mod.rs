@@ -1,8 +1,8 @@
 //! The placement engine: pure, deterministic, explainable. No client, no async, no clock: `now` is an input.
 //!
 //! `decide(workload, snapshot, history, now)` evaluates every (cluster, tier) candidate through the ten
-//! filters of DESIGN.md §4 and the member's own refusal, orders the eligible ones, divides the replicas, applies the stability rules
-//! (stickiness, toleration, failback window, fleet freeze) and explains the result.
+//! filters of DESIGN.md §4 and the member's own refusal, orders the eligible ones, divides the replicas,
+//! applies the stability rules (stickiness, toleration, failback window, fleet freeze) and explains the result.
 
 mod candidates;
 mod divide;
