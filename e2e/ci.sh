@@ -9,7 +9,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$E2E_DIR/.."
 
 [[ $(id -u) == 0 ]] || tb_die "e2e/ci.sh needs root (network namespace, apt-get)"
-tb_need_tools
+# Every package any test needs, installed before anything enters the network namespace.
+"$E2E_DIR/preflight"
 command -v go >/dev/null || tb_die "go is not installed"
 command -v cargo >/dev/null || tb_die "cargo is not installed"
 

@@ -73,19 +73,36 @@ tb_die() {
 # Run a command inside the federation's network namespace.
 tb_in() { ip netns exec "$TB_NETNS" "$@"; }
 
-# Install Debian packages for the commands that are missing (CI machines start bare).
-tb_need() { # cmd:package ...
-  local pair missing=()
-  for pair in "$@"; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+# Every command a tier needs beyond bash and coreutils, with the Debian package that provides it: the one list
+# e2e/preflight installs from and tb_require checks against. The federation's network namespace has only
+# loopback, so nothing inside it can reach a package registry: install *before* entering it.
+TB_REQUIRED=(
+  ip:iproute2 ss:iproute2 openssl:openssl curl:curl setsid:util-linux flock:util-linux awk:gawk
+  diff:diffutils cmp:diffutils find:findutils getent:libc-bin jq:jq yq:yq python3:python3
+  prometheus:prometheus promtool:prometheus
+)
+
+# The Debian package of a command in TB_REQUIRED (empty when it is not listed).
+tb_package_of() {
+  local pair
+  for pair in "${TB_REQUIRED[@]}"; do
+    [[ ${pair%%:*} == "$1" ]] && { echo "${pair#*:}"; return 0; }
+  done
+  return 1
+}
+
+# tb_require [CMD...]: every CMD (default: all of TB_REQUIRED) is on PATH, or die naming each missing command,
+# its package and the preflight step. It never installs anything: it also runs inside the network namespace.
+tb_require() {
+  local cmd pkg missing=() cmds=("$@")
+  ((${#cmds[@]})) || for pkg in "${TB_REQUIRED[@]}"; do cmds+=("${pkg%%:*}"); done
+  for cmd in "${cmds[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 && continue
+    pkg=$(tb_package_of "$cmd") || pkg="?"
+    missing+=("$cmd (Debian package $pkg)")
   done
   ((${#missing[@]})) || return 0
-  [[ $(id -u) == 0 ]] || tb_die "missing packages ${missing[*]} and not root to install them"
-  tb_log "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-tb_need_tools() {
-  tb_need ip:iproute2 ss:iproute2 openssl:openssl curl:curl setsid:util-linux flock:util-linux \
-    base64:coreutils awk:gawk
+  local list
+  list=$(printf '%s, ' "${missing[@]}")
+  tb_die "missing: ${list%, }. Install them before entering the network namespace: run \`bash e2e/preflight\` as root (e2e/ci.sh, make demo and make bench-failover run it first)"
 }

@@ -83,17 +83,9 @@ stop_pid() { # pid: SIGTERM, then SIGKILL after 10 s
 k() { kubectl --kubeconfig "$KUBECONFIG_HUB" "$@"; }
 kdeu() { kubectl --kubeconfig "$KUBECONFIG_DEU_1" "$@"; }
 
-# Prometheus and promtool from Debian (the CI machine starts bare and runs as root). The package would start
-# its service on install: keep policy-rc.d denying service starts while it installs.
-if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
-  made_policy=""
-  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made_policy=1
-  fi
-  tb_need prometheus:prometheus promtool:prometheus
-  [[ -n $made_policy ]] && rm -f /usr/sbin/policy-rc.d
-fi
-tb_need curl:curl jq:jq yq:yq python3:python3
+# Prometheus and promtool come from Debian, installed by e2e/preflight before the namespace was entered: inside
+# it no package registry is reachable, so a missing command is an error naming the package, never an install.
+tb_require prometheus promtool curl jq yq python3
 
 # ---------------------------------------------------------------------------------------------------------------
 CTL_PID="" PROM_PID="" MON_PID=""
