@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod attack;
 pub mod fleet;
 pub mod refusal;
 pub mod storm;
