@@ -359,36 +359,42 @@ fn replayed_assignments_are_refused() {
     clean_namespace(ZT);
 }
 
-/// §2: an Assignment past its `notAfter` is not applied (drift is not repaired from it), and nothing that runs
-/// is removed because of it; once the controller renews it, the member applies it again.
+/// §2: an Assignment past its `notAfter` is not applied: a Deployment the member admin deleted is not re-created
+/// from it. Nothing that runs is removed because of it, not even when the agent restarts; once the controller
+/// renews the instruction, the member applies it again.
 #[test]
 fn expired_assignments_are_not_applied() {
-    attack("time: an instruction past its notAfter");
+    attack("time: instructions past their notAfter");
     prepare(ZT);
     let hub_kc = pull_ltu(&ltu_host(""));
     let c = controller(18094, &["--signing-key-secret", SIGNING_SECRET, "--assignment-validity", "20"]);
     let agent = Agent::start(&hub_kc);
     apply_json("hub", &ltu_workload("registry.example.mil/ltu/sensor:1")).expect("workload");
-    wait_for("runs in ltu-1", Duration::from_secs(90), || ltu_image());
+    let mut other = workload_json(ZT, "zt-other", "LTU", &["LTU"], safe_spec("registry.example.mil/ltu/other:1"));
+    other["spec"]["placement"]["tiers"] = json!(["edge"]);
+    apply_json("hub", &other).expect("second workload");
+    for name in ["zt-sensor", "zt-other"] {
+        wait_for(&format!("{name} runs in ltu-1"), Duration::from_secs(90), || member_deployment("ltu-1", ZT, name));
+    }
     let a = assignment("ltu-1", ZT, "zt-sensor").expect("Assignment");
     let not_after: jiff::Timestamp = a["spec"]["notAfter"].as_str().expect("notAfter").parse().expect("time");
     c.stop();
-    while jiff::Timestamp::now() <= not_after {
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    // The member admin scales the Deployment by hand: drift the syncer would repair, but not from an expired
-    // instruction.
-    kubectl("ltu-1", &["scale", "deployment", "-n", ZT, "zt-sensor", "--replicas=3"]).expect("scale");
-    let message = wait_phase("ltu-1", ZT, "zt-sensor", "Refused", 70);
+    let expired = wait_for_opt(Duration::from_secs(40), || (jiff::Timestamp::now() > not_after).then_some(()));
+    assert!(expired.is_some(), "notAfter {not_after} is more than 40 s away with --assignment-validity 20");
+    // The member admin deletes one Deployment: the syncer would re-create it, but not from an expired instruction.
+    kubectl("ltu-1", &["delete", "deployment", "-n", ZT, "zt-sensor"]).expect("admin deletes");
+    let message = wait_phase("ltu-1", ZT, "zt-sensor", "Refused", 60);
     assert!(message.starts_with("Expired"), "{message}");
-    std::thread::sleep(Duration::from_secs(3));
-    let d = member_deployment("ltu-1", ZT, "zt-sensor").expect("still there");
-    assert_eq!(d["spec"]["replicas"], 3, "an expired instruction repaired drift");
-    eprintln!("  Refused: {message}; the running copy stays");
+    never_deployed("ltu-1", ZT, "zt-sensor", 5);
+    // A restart of the agent (a full re-check of everything) removes nothing that runs.
+    agent.stop();
+    let agent = Agent::start(&hub_kc);
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(member_deployment("ltu-1", ZT, "zt-other").is_some(), "an expired instruction removed what ran");
+    never_deployed("ltu-1", ZT, "zt-sensor", 1);
+    eprintln!("  Refused: {message}; zt-other still runs after an agent restart");
     let c = controller(18094, &["--signing-key-secret", SIGNING_SECRET, "--assignment-validity", "20"]);
-    wait_for("renewed and repaired", Duration::from_secs(60), || {
-        member_deployment("ltu-1", ZT, "zt-sensor").filter(|d| d["spec"]["replicas"] == 1)
-    });
+    wait_for("renewed and re-created", Duration::from_secs(60), || member_deployment("ltu-1", ZT, "zt-sensor"));
     agent.stop();
     c.stop();
     push_ltu();
