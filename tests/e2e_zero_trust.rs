@@ -101,8 +101,8 @@ fn host_policy_refuses_what_the_host_does_not_allow() {
                      "spec": {"containers": [{"name": "c", "image": "x", "securityContext": {"privileged": true}}]}});
     let err = apply_json("deu-1", &pod).expect_err("privileged pod admitted in a Marshal namespace");
     assert!(err.contains("violates PodSecurity"), "{err}");
-    c.stop();
     clean_namespace(ZT);
+    c.stop();
 }
 
 /// §1: Marshal uses only namespaces it created itself in a member (or that the host lists); a planner cannot
@@ -127,9 +127,9 @@ fn host_policy_only_marshals_own_namespaces() {
     never_deployed("deu-1", "default", "zt-default", 1);
     let ops = get("deu-1", &["namespace", "ops"]).expect("ops");
     assert!(ops["metadata"]["labels"]["marshal.dev/created"].is_null(), "ops was not marked: {}", ops["metadata"]);
-    c.stop();
     let _ = kubectl("hub", &["delete", "mw", "-n", "default", "zt-default", "--wait=false"]);
     clean_namespace("ops");
+    c.stop();
 }
 
 /// §1: the member guard applies the host's rules to the syncer's own identity, labels or not.
@@ -270,10 +270,10 @@ fn forged_assignments_are_ignored_and_orphans_removed() {
     assert_eq!(placements(&w), ["deu-1/core=1"], "{}", w["status"]);
     assert_ne!(condition(&w, "Compliant").as_deref(), Some("False"), "{}", condition_message(&w, "Compliant"));
     eprintln!("  transplant and copy ignored ({ignored} counted), ghost deleted ({orphans}); zt-real untouched");
+    clean_namespace(ZT);
     c.stop();
     remove_namespace_writer("ltu-1");
     remove_namespace_writer("deu-1");
-    clean_namespace(ZT);
 }
 
 /// The host configuration of ltu-1 for the pull-mode tests; `extra` is appended (e.g. pinned probes).
@@ -352,11 +352,11 @@ fn replayed_assignments_are_refused() {
     let c = controller(18093, &["--signing-key-secret", SIGNING_SECRET]);
     wait_for("orphan deleted", Duration::from_secs(60), || assignment("ltu-1", ZT, "zt-sensor").is_none().then_some(()));
     never_deployed("ltu-1", ZT, "zt-sensor", 3);
+    clean_namespace(ZT);
     agent.stop();
     c.stop();
     remove_namespace_writer("ltu-1");
     push_ltu();
-    clean_namespace(ZT);
 }
 
 /// §2: an Assignment past its `notAfter` is not applied: a Deployment the member admin deleted is not re-created
@@ -395,10 +395,10 @@ fn expired_assignments_are_not_applied() {
     eprintln!("  Refused: {message}; zt-other still runs after an agent restart");
     let c = controller(18094, &["--signing-key-secret", SIGNING_SECRET, "--assignment-validity", "20"]);
     wait_for("renewed and re-created", Duration::from_secs(60), || member_deployment("ltu-1", ZT, "zt-sensor"));
+    clean_namespace(ZT);
     agent.stop();
     c.stop();
     push_ltu();
-    clean_namespace(ZT);
 }
 
 /// §3: Secrets never reach status, Events or logs, even when a MemberCluster points at the signing key or at a
@@ -457,10 +457,10 @@ fn secrets_never_leak() {
         }
     }
     eprintln!("  no seed and no token in {} bytes of status, Events and log", statuses.len() + events.len() + log.len());
-    c.stop();
     let _ = kubectl("hub", &["delete", "mc", "zz-1", "zz-2", "--wait=false"]);
     let _ = kubectl("hub", &["delete", "secret", "-n", "marshal-system", "zz-2-kubeconfig", "marshal-signing-key", "--ignore-not-found"]);
     clean_namespace(ZT);
+    c.stop();
 }
 
 /// §4: objects the API server accepts but a strict reader cannot parse (times beyond the time library's range)
@@ -490,9 +490,9 @@ fn one_bad_object_cannot_stall_the_hub() {
         (condition(&get("hub", &["mc", "ltu-1"])?, "Reachable").as_deref() == Some("False")).then_some(())
     });
     eprintln!("  decided and placed zt-after; ltu-1 unreachable despite its year-9999 heartbeat");
+    clean_namespace(ZT);
     c.stop();
     push_ltu();
-    clean_namespace(ZT);
 }
 
 /// §5: the member judges with its own policies, nation and residency, never the hub's copies.
@@ -571,8 +571,8 @@ fn the_member_never_borrows_trust() {
     assert!(m.starts_with("Unsigned"), "{m}");
     eprintln!("  signatures demanded: {m}");
     remove_host_configmap("deu-1");
-    c.stop();
     clean_namespace(ZT);
+    c.stop();
 }
 
 /// §5: reachability is judged on the hub's clock: a heartbeat stamped ten minutes ahead by a member whose clock
@@ -591,13 +591,20 @@ fn reachability_is_judged_on_the_hubs_clock() {
     kubectl_as_stdin(&hub_kc, &["apply", "--server-side", "--field-manager=marshal-syncer", "--force-conflicts", "-f", "-"], &lease.to_string())
         .expect("agent writes the Lease");
     let written = Instant::now();
+    // The write is a heartbeat (the agent is alive when it writes): Reachable first ...
+    wait_for("ltu-1 Reachable=True", Duration::from_secs(20), || {
+        (condition(&get("hub", &["mc", "ltu-1"])?, "Reachable").as_deref() == Some("True")).then_some(())
+    });
+    // ... and then, with nothing more written, unreachable after the grace period (15 s), not ten minutes.
     wait_for("ltu-1 Reachable=False", Duration::from_secs(45), || {
         (condition(&get("hub", &["mc", "ltu-1"])?, "Reachable").as_deref() == Some("False")).then_some(())
     });
-    eprintln!("  Reachable=False {:.1} s after the last (future-dated) heartbeat", written.elapsed().as_secs_f64());
+    let after = written.elapsed().as_secs_f64();
+    assert!(after < 30.0, "Reachable=False only {after:.1} s after the last heartbeat");
+    eprintln!("  Reachable=False {after:.1} s after the last (future-dated) heartbeat (grace 15 s)");
+    clean_namespace(ZT);
     c.stop();
     push_ltu();
-    clean_namespace(ZT);
 }
 
 /// §5: link facts stamped in the future are not fresher than the hub's clock: once the monitor stops, they go
@@ -625,8 +632,8 @@ fn future_link_facts_go_stale_on_the_hubs_clock() {
     });
     eprintln!("  moved {:.1} s after the future-dated report (staleAfterSeconds {stale_after}, toleration 10 s)", t0.elapsed().as_secs_f64());
     drop(mon);
-    c.stop();
     clean_namespace(ZT);
+    c.stop();
 }
 
 /// §5: the agent dials only the probe addresses its host pinned; an address written by the hub is refused.
@@ -656,9 +663,9 @@ fn probe_targets_are_pinned_by_the_host() {
     let metrics = agent.metrics().unwrap_or_default();
     assert!(metrics.lines().any(|l| l.starts_with("marshal_probe_refusals_total") && !l.ends_with(" 0")), "{metrics}");
     eprintln!("  hub-written address {decoy} never dialled; refusals counted");
+    clean_namespace(ZT);
     agent.stop();
     push_ltu();
-    clean_namespace(ZT);
 }
 
 /// §5: the agent serves its metrics on loopback unless told otherwise.

@@ -184,21 +184,41 @@ pub fn push_ltu() {
     let _ = kubectl("hub", &["delete", "secret", "-n", "marshal-system", "marshal-signing-key", "--ignore-not-found"]);
 }
 
-/// Deletes the workloads of `ns` and waits until their Assignments are gone, then removes `ns` everywhere.
+/// Deletes the workloads of `ns` (while a controller still runs: it removes their finalizers once the members
+/// cleaned up) and waits until they and their Assignments are gone; what is left after a minute (a member that
+/// cannot clean up) loses its finalizers. Then removes `ns` from the hub, waiting until it is gone (the next test
+/// creates it again), and from the members.
 pub fn clean_namespace(ns: &str) {
     let _ = kubectl("hub", &["delete", "mw", "-n", ns, "--all", "--wait=false"]);
-    let gone = wait_for_opt(Duration::from_secs(90), || {
-        let left = kubectl("hub", &["get", "asg", "-A", "-o", "name", "-l", &format!("marshal.dev/workload-namespace={ns}")])
-            .unwrap_or_default();
-        left.trim().is_empty().then_some(())
+    let selector = format!("marshal.dev/workload-namespace={ns}");
+    let gone = wait_for_opt(Duration::from_secs(60), || {
+        let left = kubectl("hub", &["get", "asg", "-A", "-o", "name", "-l", &selector]).unwrap_or_default();
+        let mws = kubectl("hub", &["get", "mw", "-n", ns, "-o", "name"]).unwrap_or_default();
+        (left.trim().is_empty() && mws.trim().is_empty()).then_some(())
     });
     if gone.is_none() {
-        eprintln!("  warning: Assignments of {ns} still present after 90 s");
+        eprintln!("  cleanup: workloads of {ns} not gone after 60 s; removing their finalizers");
+        let strip = r#"{"metadata":{"finalizers":null}}"#;
+        for a in kubectl("hub", &["get", "asg", "-A", "-l", &selector, "-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{\"\\n\"}{end}"])
+            .unwrap_or_default()
+            .lines()
+        {
+            if let Some((n, name)) = a.split_once('/') {
+                let _ = kubectl("hub", &["patch", "asg", "-n", n, name, "--type=merge", "-p", strip]);
+            }
+        }
+        for w in kubectl("hub", &["get", "mw", "-n", ns, "-o", "name"]).unwrap_or_default().lines() {
+            let _ = kubectl("hub", &["patch", "-n", ns, w, "--type=merge", "-p", strip]);
+        }
     }
     for c in MEMBERS {
         let _ = kubectl(c, &["delete", "namespace", ns, "--wait=false", "--ignore-not-found"]);
     }
     let _ = kubectl("hub", &["delete", "namespace", ns, "--wait=false", "--ignore-not-found"]);
+    let deleted = wait_for_opt(Duration::from_secs(60), || get("hub", &["namespace", ns]).is_none().then_some(()));
+    if deleted.is_none() {
+        eprintln!("  warning: hub namespace {ns} still terminating after 60 s");
+    }
 }
 
 /// Writes a member's own host configuration (`marshal-system/marshal-clearance`), as its admin does.
