@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod permissions;
 pub mod placement;
 pub mod plan;
+pub mod reflect;
 pub mod signing;
 pub mod sync;

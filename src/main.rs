@@ -126,6 +126,10 @@ struct ControllerArgs {
     /// Do not run push-mode syncers in this process.
     #[arg(long)]
     no_push: bool,
+    /// How long an issued Assignment stays valid (seconds; its signed `notAfter`). It is renewed when half of it
+    /// is left; a member cut off from the hub for longer keeps what runs but applies nothing new.
+    #[arg(long, default_value_t = 86_400, value_parser = clap::value_parser!(u64).range(2..=31_536_000))]
+    assignment_validity: u64,
 }
 
 async fn shutdown_signal() {
@@ -186,6 +190,7 @@ async fn controller(args: ControllerArgs) -> Result<(), String> {
                 cluster_grace: Duration::from_secs(args.cluster_grace),
                 capacity_interval: Duration::from_secs(args.capacity_interval),
                 write_budget: marshal::sync::budget::Budget::new(args.member_write_budget, args.member_write_burst),
+                signing_secret: args.signing_key_secret.clone(),
             },
         });
         tokio::spawn(async move {
@@ -197,6 +202,7 @@ async fn controller(args: ControllerArgs) -> Result<(), String> {
     let opts = marshal::controller::Options {
         cluster_grace: Duration::from_secs(args.cluster_grace),
         concurrency: args.concurrency,
+        assignment_validity: Duration::from_secs(args.assignment_validity),
     };
     marshal::controller::run(client, metrics, opts, leader, shutdown_signal()).await.map_err(|e| e.to_string())
 }
@@ -216,8 +222,8 @@ fn agent(cli: AgentCli) -> Result<(), Error> {
     use marshal::agent::{AgentCommand, guard_yaml, rbac_yaml};
     let runtime = || tokio::runtime::Runtime::new().map_err(|e| Error::Output(e.to_string()));
     let text = match (cli.command, cli.run) {
-        (Some(AgentCommand::Guard { cluster, clearance }), _) => {
-            guard_yaml(&cluster, &clearance).map_err(Error::Runtime)?
+        (Some(AgentCommand::Guard { cluster, clearance, syncer_users }), _) => {
+            guard_yaml(&cluster, &clearance, &syncer_users).map_err(Error::Runtime)?
         }
         (Some(AgentCommand::Rbac { cluster, link_to, links_from_hub }), _) => {
             runtime()?.block_on(rbac_yaml(&cluster, &link_to, links_from_hub)).map_err(Error::Runtime)?

@@ -46,6 +46,14 @@ pub struct Metrics {
     pub fleet_frozen: IntGauge,
     /// 1 while this replica leads.
     pub leader: IntGauge,
+    /// Objects a reflector could not read (skipped), per kind.
+    pub unreadable_objects_total: IntCounterVec,
+    /// Assignments the controller ignored as not its own (wrong namespace, name or workload UID), per reason.
+    pub assignments_ignored_total: IntCounterVec,
+    /// Assignments the controller deleted because their workload is gone (or is another one now), per reason.
+    pub assignments_orphaned_total: IntCounterVec,
+    /// Link probes the agent refused to dial (an address its host did not pin), per link.
+    pub probe_refusals_total: IntCounterVec,
 }
 
 fn opts(name: &str, help: &str) -> Opts {
@@ -116,6 +124,26 @@ impl Metrics {
             )?,
             fleet_frozen: IntGauge::with_opts(opts("fleet_frozen", "1 while a fleet freeze is in force."))?,
             leader: IntGauge::with_opts(opts("leader", "1 while this replica leads."))?,
+            unreadable_objects_total: counter(
+                "unreadable_objects_total",
+                "Objects a reflector could not read and skipped, per kind.",
+                &["kind"],
+            )?,
+            assignments_ignored_total: counter(
+                "assignments_ignored_total",
+                "Assignments ignored as not the controller's own (namespace, name or workload UID), per reason.",
+                &["reason"],
+            )?,
+            assignments_orphaned_total: counter(
+                "assignments_orphaned_total",
+                "Assignments deleted because their workload is gone or is another one now, per reason.",
+                &["reason"],
+            )?,
+            probe_refusals_total: counter(
+                "probe_refusals_total",
+                "Link probes refused: the address is not one the host pinned.",
+                &["link"],
+            )?,
             registry,
         };
         m.register()?;
@@ -143,6 +171,10 @@ impl Metrics {
         r.register(Box::new(self.write_budget_wait_seconds_total.clone()))?;
         r.register(Box::new(self.fleet_frozen.clone()))?;
         r.register(Box::new(self.leader.clone()))?;
+        r.register(Box::new(self.unreadable_objects_total.clone()))?;
+        r.register(Box::new(self.assignments_ignored_total.clone()))?;
+        r.register(Box::new(self.assignments_orphaned_total.clone()))?;
+        r.register(Box::new(self.probe_refusals_total.clone()))?;
         Ok(())
     }
 

@@ -91,7 +91,14 @@ pub const HUB_CONTROLLER: &[Permission] = &[
 
 /// A syncer inside a member cluster: the push-mode member user, or the pull-mode agent's ServiceAccount.
 pub const MEMBER: &[Permission] = &[
-    p(Cluster, "", "namespaces", &["get", "create"], &[], "syncer apply: workload namespace"),
+    p(
+        Cluster,
+        "",
+        "namespaces",
+        &["get", "create", "patch"],
+        &[],
+        "syncer: workload namespaces and their Pod Security labels",
+    ),
     p(
         Cluster,
         "apps",
@@ -103,6 +110,7 @@ pub const MEMBER: &[Permission] = &[
     p(Cluster, "", "nodes", &["list"], &[], "capacity::observe"),
     p(Cluster, "", "pods", &["list"], &[], "capacity::observe"),
     p(MemberSystem, "", "configmaps", &["get", "list", "watch"], &["marshal-clearance"], "member clearance"),
+    p(MemberSystem, "", "configmaps", &["get", "update"], &["marshal-removed"], "tombstones of removed workloads"),
 ];
 
 #[cfg(test)]

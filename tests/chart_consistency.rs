@@ -168,27 +168,29 @@ fn member_and_agent_rbac_cover_exactly_what_the_syncer_uses() {
     let member = render_static(&read("charts/marshal-agent/templates/rbac.yaml"));
     check(MEMBER, Scope::Cluster, &grants(&member, "ClusterRole"), "ClusterRole (member chart)");
     check(MEMBER, Scope::MemberSystem, &grants(&member, "Role"), "Role (member chart)");
-    // The chart's guard makes the same checks as `marshal agent guard` (src/agent/guard.rs); the e2e tier
-    // compares the rendered policies on a live API server.
+    // The chart's guard and `marshal agent guard` (src/agent/guard.rs) render one file with the same placeholders;
+    // the e2e tier compares the rendered policies on a live API server.
     let clearance: marshal::sync::recheck::MemberClearance = serde_yaml::from_str(
-        "clearance: {policy: NATO, classifications: [UNCLASSIFIED], reviewBy: \"2099-01-01T00:00:00Z\"}\n",
+        "nation: POL\nclearance: {policy: NATO, classifications: [UNCLASSIFIED], reviewBy: \"2099-01-01T00:00:00Z\"}\n",
     )
     .expect("clearance");
-    let cli = marshal::agent::guard::policy_yaml("pol-1", &clearance).expect("guard");
-    let chart = read("charts/marshal-agent/templates/guard.yaml");
-    // Every check line, with the member's name as the chart templates it; the cleared list is a value.
-    let checks: Vec<String> = cli
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("- expression:") || l.starts_with("expression:") || l.starts_with("message"))
-        .filter(|l| !l.contains("UNCLASSIFIED"))
-        .map(|l| l.replace("in member pol-1", "in member {{ .Values.cluster }}"))
+    let cli = marshal::agent::guard::policy_yaml("pol-1", &clearance, &["marshal".to_string()]).expect("guard");
+    let file = read("charts/marshal-agent/files/member-guard.yaml");
+    let helpers = read("charts/marshal-agent/templates/_helpers.tpl");
+    let placeholders: BTreeSet<String> = regex::Regex::new(r"\{[A-Z_]+\}")
+        .expect("regex")
+        .find_iter(&file)
+        .map(|m| m.as_str().to_string())
+        .filter(|p| p != "{PLACEHOLDERS}")
         .collect();
-    assert!(checks.len() >= 5, "{checks:?}");
-    for line in checks {
-        assert!(chart.contains(&line), "the member chart's guard lacks `{line}` of `marshal agent guard`");
+    assert!(placeholders.len() >= 9, "{placeholders:?}");
+    for p in &placeholders {
+        assert!(!cli.contains(p.as_str()), "`marshal agent guard` leaves {p} unfilled");
+        assert!(helpers.contains(&format!("replace \"{p}\"")), "the member chart does not fill {p}");
     }
-    assert!(!chart.contains("paramKind:"), "the member chart's guard must not use a paramKind");
+    assert!(read("charts/marshal-agent/templates/guard.yaml").contains("include \"marshal-agent.guard\""));
+    assert!(helpers.contains(".Files.Get \"files/member-guard.yaml\""));
+    assert!(!file.contains("paramKind:"), "the member guard must not use a paramKind");
 }
 
 /// The hub chart's `pullAgents` objects are those of `marshal agent rbac` (src/agent/rbac.rs): same kinds,

@@ -6,6 +6,7 @@ use common::*;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use marshal::api::{ASSIGNMENT_FINALIZER, AssignmentPhase, AssignmentStatus, MissionWorkload, Phase};
+use marshal::controller::build::Issuance;
 use marshal::controller::{build, reconcile::replacement_category, status};
 use marshal::placement::{WorkloadModel, decide};
 use serde_json::json;
@@ -30,7 +31,7 @@ fn clusters() -> Vec<marshal::placement::ClusterFacts> {
 fn one_assignment_per_placement_with_digest_labels_and_finalizer() {
     let w = mw();
     let d = decide(&WorkloadModel::from_crd(&w), &snapshot(clusters(), &[]), &Default::default(), t(0));
-    let asg = build::assignments(&w, &d);
+    let asg = build::assignments(&w, &d, &[], &Issuance::at(t(0)));
     assert_eq!(asg.len(), 2);
     let pol = asg.iter().find(|a| a.spec.cluster == "pol-1").expect("pol-1");
     assert_eq!(pol.metadata.name.as_deref(), Some("baltic-shield.isr-fusion"));
@@ -38,7 +39,9 @@ fn one_assignment_per_placement_with_digest_labels_and_finalizer() {
     assert_eq!(pol.spec.replicas, 3);
     assert_eq!(pol.spec.tier, "core");
     assert_eq!(pol.spec.workload.uid, "uid-1");
-    assert_eq!(pol.spec.digest, pol.spec.compute_digest());
+    assert_eq!(pol.spec.digest, pol.compute_digest());
+    assert_eq!(pol.spec.sequence, t(0).as_millisecond(), "a first instruction is stamped with the hub's clock");
+    assert_eq!(pol.spec.not_after, Time(t(86_400)), "valid for a day by default");
     assert!(pol.spec.digest.starts_with("sha256:") && pol.spec.digest.len() == 71);
     assert_eq!(pol.metadata.finalizers.as_deref(), Some(&[ASSIGNMENT_FINALIZER.to_string()][..]));
     let labels = pol.metadata.labels.clone().unwrap_or_default();
@@ -48,11 +51,11 @@ fn one_assignment_per_placement_with_digest_labels_and_finalizer() {
     assert!(build::up_to_date(pol, pol));
 
     // Anything the member enforces changes the digest.
-    let mut tampered = pol.spec.clone();
-    tampered.confidentiality.classification = "SECRET".into();
+    let mut tampered = pol.clone();
+    tampered.spec.confidentiality.classification = "SECRET".into();
     assert_ne!(tampered.compute_digest(), pol.spec.digest);
-    let mut other_tier = pol.spec.clone();
-    other_tier.tier = "edge".into();
+    let mut other_tier = pol.clone();
+    other_tier.spec.tier = "edge".into();
     assert_ne!(other_tier.compute_digest(), pol.spec.digest);
 }
 
@@ -75,12 +78,12 @@ fn status_is_deterministic_and_feeds_the_next_decision() {
     assert_eq!(serde_json::to_string(&s1).unwrap(), serde_json::to_string(&s0).unwrap());
 
     // Readiness from the Assignments changes Ready, and only Ready's transition time moves.
-    let mut asg = build::assignments(&w, &d1);
+    let mut asg = build::assignments(&w, &d1, &[], &Issuance::at(t(10)));
     for a in &mut asg {
         a.status = Some(AssignmentStatus {
             phase: AssignmentPhase::Applied,
             ready_replicas: u32::try_from(a.spec.replicas).unwrap(),
-            applied_digest: a.spec.digest.clone(),
+            applied_digest: a.spec.content_digest(),
             ..Default::default()
         });
     }
@@ -103,7 +106,7 @@ fn status_is_deterministic_and_feeds_the_next_decision() {
 fn readiness_reported_for_an_older_spec_does_not_make_it_ready() {
     let w = mw();
     let d = decide(&WorkloadModel::from_crd(&w), &snapshot(clusters(), &[]), &Default::default(), t(0));
-    let mut asg = build::assignments(&w, &d);
+    let mut asg = build::assignments(&w, &d, &[], &Issuance::at(t(0)));
     for a in &mut asg {
         a.status = Some(AssignmentStatus {
             phase: AssignmentPhase::Applied,
@@ -120,7 +123,7 @@ fn readiness_reported_for_an_older_spec_does_not_make_it_ready() {
     assert!(ready(&s).message.contains("waiting for members to confirm"), "{}", ready(&s).message);
     // Once the member reports for the current spec, the workload is Ready.
     for a in &mut asg {
-        a.status.as_mut().unwrap().applied_digest = a.spec.digest.clone();
+        a.status.as_mut().unwrap().applied_digest = a.spec.content_digest();
     }
     let s = status::build(&w, &d, &asg, Time(t(2)));
     assert_eq!(ready(&s).status, "True");
@@ -155,7 +158,7 @@ fn status_read_back_from_the_api_equals_the_next_one_built() {
 fn a_member_refusal_makes_the_workload_non_compliant() {
     let w = mw();
     let d = decide(&WorkloadModel::from_crd(&w), &snapshot(clusters(), &[]), &Default::default(), t(0));
-    let mut asg = build::assignments(&w, &d);
+    let mut asg = build::assignments(&w, &d, &[], &Issuance::at(t(0)));
     asg[0].status = Some(AssignmentStatus {
         phase: AssignmentPhase::Refused,
         message: "RESTRICTED clearance does not cover SECRET".into(),
@@ -191,5 +194,78 @@ fn replacement_reasons_are_bounded_categories() {
         ("AccreditationExpired", "policy"),
     ] {
         assert_eq!(replacement_category(reason), cat, "{reason}");
+    }
+}
+
+/// Sequence and notAfter: unchanged content keeps both (nothing is written), changed content gets a newer
+/// sequence, renewal comes when half of the validity is left, and a member's refusal as stale or expired is
+/// answered with a fresh instruction at most once a minute.
+#[test]
+fn instructions_keep_their_sequence_until_content_changes_or_renewal_is_due() {
+    let mut w = mw();
+    let d = decide(&WorkloadModel::from_crd(&w), &snapshot(clusters(), &[]), &Default::default(), t(0));
+    let first = build::assignments(&w, &d, &[], &Issuance::at(t(0)));
+    let own: Vec<&marshal::api::Assignment> = first.iter().collect();
+    // An hour later, same content: same sequence, same notAfter, same digest: up to date, nothing written.
+    let again = build::assignments(&w, &d, &own, &Issuance::at(t(3_600)));
+    for (a, b) in first.iter().zip(&again) {
+        assert_eq!(a.spec, b.spec);
+        assert!(build::up_to_date(a, b));
+    }
+    // Past half of the validity: renewed with a newer sequence and a later notAfter, content unchanged.
+    let renewed = build::assignments(&w, &d, &own, &Issuance::at(t(43_200)));
+    for (a, b) in first.iter().zip(&renewed) {
+        assert!(b.spec.sequence > a.spec.sequence);
+        assert_eq!(b.spec.not_after, Time(t(43_200 + 86_400)));
+        assert_eq!(a.spec.content_digest(), b.spec.content_digest(), "a renewal changes no member object");
+        assert!(!build::up_to_date(a, b));
+    }
+    // New content a second later: a newer sequence even when the clock did not move.
+    let original = w.clone();
+    w.spec.template.spec["containers"][0]["image"] = json!("registry.example.mil/app:2");
+    let changed = build::assignments(&w, &d, &own, &Issuance::at(t(0)));
+    for (a, b) in first.iter().zip(&changed) {
+        assert_eq!(b.spec.sequence, a.spec.sequence + 1, "never lower, never equal for other content");
+    }
+    // A member refused the instruction as expired: re-issued, but not within a minute of issuing it.
+    let mut refused = first.clone();
+    for a in &mut refused {
+        a.status = Some(AssignmentStatus {
+            phase: AssignmentPhase::Refused,
+            message: "Expired: notAfter has passed on this member's clock".into(),
+            ..Default::default()
+        });
+    }
+    let own: Vec<&marshal::api::Assignment> = refused.iter().collect();
+    let w = original;
+    let soon = build::assignments(&w, &d, &own, &Issuance::at(t(30)));
+    assert!(soon.iter().zip(&first).all(|(b, a)| b.spec.sequence == a.spec.sequence), "not within a minute");
+    let later = build::assignments(&w, &d, &own, &Issuance::at(t(61)));
+    assert!(later.iter().zip(&first).all(|(b, a)| b.spec.sequence > a.spec.sequence), "re-issued");
+}
+
+/// Only the workload's own Assignments count for it: in its cluster's namespace, under the canonical name, for
+/// its UID. A transplant, a renamed copy or one of an earlier workload of that name count for nothing.
+#[test]
+fn foreign_assignments_do_not_belong_to_the_workload() {
+    let w = mw();
+    let d = decide(&WorkloadModel::from_crd(&w), &snapshot(clusters(), &[]), &Default::default(), t(0));
+    let own = build::assignments(&w, &d, &[], &Issuance::at(t(0)));
+    assert!(own.iter().all(|a| build::belongs_to(a, &w)));
+    let mut transplant = own[0].clone();
+    transplant.metadata.namespace = Some("marshal-ltu-1".into());
+    let mut renamed = own[0].clone();
+    renamed.metadata.name = Some("baltic-shield.isr-fusion-copy".into());
+    let mut earlier = own[0].clone();
+    earlier.spec.workload.uid = "uid-0".into();
+    for a in [transplant, renamed, earlier] {
+        assert!(!build::belongs_to(&a, &w), "{:?}", a.metadata);
+        // So its refusal is no refusal of this workload's.
+        let mut refused = a.clone();
+        refused.status =
+            Some(AssignmentStatus { phase: AssignmentPhase::Refused, message: "x: y".into(), ..Default::default() });
+        let mine: Vec<&marshal::api::Assignment> =
+            [&refused].into_iter().filter(|a| build::belongs_to(a, &w)).collect();
+        assert!(build::refusals(mine).is_empty());
     }
 }

@@ -280,7 +280,7 @@ fn tampering_refused(agent: &Agent, c: ControllerProcess) -> ControllerProcess {
     assert_eq!(agent.refusals("DigestMismatch"), digest_mismatch + 1.0, "refusal metric");
     // A cleverer attacker also recomputes the digest: the signature no longer matches.
     let spec: marshal::api::AssignmentSpec = serde_json::from_value(a["spec"].clone()).expect("spec");
-    let digest = spec.compute_digest();
+    let digest = spec.digest_for("marshal-ltu-1", &format!("{NS}.sensor"));
     let patch = format!(r#"{{"spec":{{"digest":"{digest}"}}}}"#);
     kubectl("hub", &["patch", "asg", "-n", "marshal-ltu-1", &format!("{NS}.sensor"), "--type=merge", "-p", &patch])
         .expect("tamper digest");

@@ -26,7 +26,9 @@ fn refusals(c: &ControllerProcess, cluster: &str, reason: &str) -> f64 {
 /// the member, whatever the hub signs; the member says which field and why, and the hub reports it.
 #[test]
 fn host_policy_refuses_what_the_host_does_not_allow() {
-    attack("planner: privileged, hostPath /, hostNetwork, hostPID, root with added capabilities, another ServiceAccount, a mounted token");
+    attack(
+        "planner: privileged, hostPath /, hostNetwork, hostPID, root with added capabilities, another ServiceAccount, a mounted token",
+    );
     prepare(ZT);
     let c = controller(18090, &[]);
     let base = safe_spec("registry.example.mil/deu/app:1");
@@ -46,12 +48,14 @@ fn host_policy_refuses_what_the_host_does_not_allow() {
     variants.push(("zt-hostpid", v, vec!["spec.template.spec.hostPID"]));
     let mut v = base.clone();
     v["securityContext"] = json!({"runAsUser": 0, "seccompProfile": {"type": "RuntimeDefault"}});
-    v["containers"][0]["securityContext"] =
-        json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN", "NET_ADMIN"]}});
+    v["containers"][0]["securityContext"] = json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"], "add": ["SYS_ADMIN", "NET_ADMIN"]}});
     variants.push((
         "zt-rootcaps",
         v,
-        vec!["spec.template.spec.securityContext.runAsUser", "spec.template.spec.containers[0].securityContext.capabilities.add"],
+        vec![
+            "spec.template.spec.securityContext.runAsUser",
+            "spec.template.spec.containers[0].securityContext.capabilities.add",
+        ],
     ));
     let mut v = base.clone();
     v["serviceAccountName"] = json!("cluster-operator");
@@ -76,7 +80,10 @@ fn host_policy_refuses_what_the_host_does_not_allow() {
         assert!(events.iter().any(|e| e.starts_with("Refused: HostPolicyViolation")), "{name}: Event: {events:?}");
         let w = decided(ZT, name, 30);
         let compliant = condition_message(&w, "Compliant");
-        assert!(condition(&w, "Compliant").as_deref() == Some("False") && compliant.contains(fields[0]), "{name}: {compliant}");
+        assert!(
+            condition(&w, "Compliant").as_deref() == Some("False") && compliant.contains(fields[0]),
+            "{name}: {compliant}"
+        );
     }
     // Not one of them ever reached the member, and none will.
     for (name, _, _) in &variants {
@@ -119,7 +126,10 @@ fn host_policy_only_marshals_own_namespaces() {
     apply_json("hub", &deu_workload("default", "zt-default", spec)).expect("default workload");
     for (ns, name) in [("ops", "zt-ops"), ("default", "zt-default")] {
         let message = wait_phase("deu-1", ns, name, "Refused", 60);
-        assert!(message.starts_with("HostPolicyViolation") && message.contains(&format!("namespace {ns}")), "{message}");
+        assert!(
+            message.starts_with("HostPolicyViolation") && message.contains(&format!("namespace {ns}")),
+            "{message}"
+        );
         assert!(message.contains("Marshal did not create"), "{message}");
         eprintln!("  {ns}/{name}: Refused: {message}");
     }
@@ -168,7 +178,8 @@ fn member_guard_checks_the_syncers_identity() {
     });
     assert!(err.contains("marshal-member-guard") && err.contains("privileged"), "{err}");
     eprintln!("  unlabelled, privileged: {}", err.trim());
-    let err = as_syncer(&deployment("g-labelled", "zt-guard", true, privileged.clone())).expect_err("labelled privileged");
+    let err =
+        as_syncer(&deployment("g-labelled", "zt-guard", true, privileged.clone())).expect_err("labelled privileged");
     assert!(err.contains("marshal-member-guard") && err.contains("privileged"), "{err}");
     let mut host_path = safe_spec("registry.example.mil/deu/app:1");
     host_path["volumes"] = json!([{"name": "root", "hostPath": {"path": "/"}}]);
@@ -180,7 +191,10 @@ fn member_guard_checks_the_syncers_identity() {
     as_syncer(&deployment("g-ok", "zt-guard", true, safe_spec("registry.example.mil/deu/app:1"))).expect("restricted");
     apply_json("deu-1", &deployment("g-admin", "zt-guard", false, privileged)).expect("the admin's own Deployment");
     eprintln!("  restricted Deployment by the syncer and the admin's own Deployment admitted");
-    let _ = kubectl("deu-1", &["delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", "marshal-member-guard"]);
+    let _ = kubectl(
+        "deu-1",
+        &["delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", "marshal-member-guard"],
+    );
     let _ = kubectl("deu-1", &["delete", "namespace", "zt-guard", "--wait=false"]);
 }
 
@@ -195,7 +209,9 @@ fn agent_identity_is_status_only() {
         out.map(|s| s.trim() == "yes").unwrap_or(false)
     };
     assert!(as_agent("patch", "assignments/status"), "status patch");
-    for (verb, res) in [("patch", "assignments"), ("update", "assignments"), ("create", "assignments"), ("delete", "assignments")] {
+    for (verb, res) in
+        [("patch", "assignments"), ("update", "assignments"), ("create", "assignments"), ("delete", "assignments")]
+    {
         assert!(!as_agent(verb, res), "the agent may {verb} {res}");
     }
     // A real write with its token.
@@ -204,7 +220,8 @@ fn agent_identity_is_status_only() {
         "spec": {"cluster": "pol-1", "workload": {"namespace": ZT, "name": "x", "uid": "u"}, "owner": "DEU",
                  "confidentiality": {"policy": "NATO", "classification": "RESTRICTED"}, "tier": "core", "replicas": 1,
                  "template": {"spec": safe_spec("x")}, "digest": format!("sha256:{}", "0".repeat(64))}});
-    let err = kubectl_as_stdin(&hub_kc, &["create", "-f", "-"], &forged.to_string()).expect_err("agent created an Assignment");
+    let err = kubectl_as_stdin(&hub_kc, &["create", "-f", "-"], &forged.to_string())
+        .expect_err("agent created an Assignment");
     assert!(err.contains("forbidden"), "{err}");
     eprintln!("  the agent may patch assignments/status only; create: {}", err.trim());
     push_ltu();
@@ -232,21 +249,36 @@ fn forged_assignments_are_ignored_and_orphans_removed() {
                            "metadata": {"name": name, "namespace": ns, "annotations": real["metadata"]["annotations"].clone(),
                                         "labels": real["metadata"]["labels"].clone()},
                            "spec": real["spec"].clone()});
-        a["metadata"]["annotations"].as_object_mut().map(|m| m.remove("kubectl.kubernetes.io/last-applied-configuration"));
+        a["metadata"]["annotations"]
+            .as_object_mut()
+            .map(|m| m.remove("kubectl.kubernetes.io/last-applied-configuration"));
         a
     };
     // 1. Transplant: in marshal-ltu-1, claiming cluster deu-1, then a forged refusal.
     let transplant = copy("marshal-ltu-1", &format!("{ZT}.zt-real"));
     kubectl_as_stdin(&ltu_writer, &["create", "-f", "-"], &transplant.to_string()).expect("writer creates");
     let status = json!({"status": {"phase": "Refused", "message": "ClassificationNotCleared: forged by the writer"}});
-    as_user(&ltu_writer, &["patch", "asg", "-n", "marshal-ltu-1", &format!("{ZT}.zt-real"), "--subresource=status",
-                           "--type=merge", "-p", &status.to_string()])
+    as_user(
+        &ltu_writer,
+        &[
+            "patch",
+            "asg",
+            "-n",
+            "marshal-ltu-1",
+            &format!("{ZT}.zt-real"),
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &status.to_string(),
+        ],
+    )
     .expect("writer forges the status");
     // 2. A copy of the real, signed one under another name, and 3. one for a workload that does not exist.
     let renamed = copy("marshal-deu-1", &format!("{ZT}.zt-real-copy"));
     kubectl_as_stdin(&deu_writer, &["create", "-f", "-"], &renamed.to_string()).expect("renamed copy");
     let mut ghost = copy("marshal-deu-1", &format!("{ZT}.zt-ghost"));
-    ghost["spec"]["workload"] = json!({"namespace": ZT, "name": "zt-ghost", "uid": "00000000-0000-0000-0000-000000000000"});
+    ghost["spec"]["workload"] =
+        json!({"namespace": ZT, "name": "zt-ghost", "uid": "00000000-0000-0000-0000-000000000000"});
     kubectl_as_stdin(&deu_writer, &["create", "-f", "-"], &ghost.to_string()).expect("ghost");
 
     wait_for("the orphan and the foreign Assignments deleted", Duration::from_secs(60), || {
@@ -278,8 +310,9 @@ fn forged_assignments_are_ignored_and_orphans_removed() {
 
 /// The host configuration of ltu-1 for the pull-mode tests; `extra` is appended (e.g. pinned probes).
 fn ltu_host(extra: &str) -> String {
-    let policy = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/baltic/00-security-policy.yaml"))
-        .expect("policy");
+    let policy =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/baltic/00-security-policy.yaml"))
+            .expect("policy");
     let spec: Value = serde_yaml::from_str::<Value>(&policy).expect("policy yaml")["spec"].clone();
     format!(
         "nation: LTU\nclearance:\n  policy: NATO\n  classifications: [UNCLASSIFIED, RESTRICTED]\n  \
@@ -309,10 +342,14 @@ fn replayed_assignments_are_refused() {
     let c = controller(18093, &["--signing-key-secret", SIGNING_SECRET]);
     let agent = Agent::start(&hub_kc);
     apply_json("hub", &ltu_workload("registry.example.mil/ltu/sensor:1")).expect("v1");
-    wait_for("v1 runs in ltu-1", Duration::from_secs(90), || (ltu_image()? == "registry.example.mil/ltu/sensor:1").then_some(()));
+    wait_for("v1 runs in ltu-1", Duration::from_secs(90), || {
+        (ltu_image()? == "registry.example.mil/ltu/sensor:1").then_some(())
+    });
     let v1 = assignment("ltu-1", ZT, "zt-sensor").expect("v1 Assignment");
     apply_json("hub", &ltu_workload("registry.example.mil/ltu/sensor:2")).expect("v2");
-    wait_for("v2 runs in ltu-1", Duration::from_secs(60), || (ltu_image()? == "registry.example.mil/ltu/sensor:2").then_some(()));
+    wait_for("v2 runs in ltu-1", Duration::from_secs(60), || {
+        (ltu_image()? == "registry.example.mil/ltu/sensor:2").then_some(())
+    });
     let v2 = assignment("ltu-1", ZT, "zt-sensor").expect("v2 Assignment");
     // The controller would restore its Assignment at once: the writer acts while it is down.
     c.stop();
@@ -324,8 +361,11 @@ fn replayed_assignments_are_refused() {
                             "labels": a["metadata"]["labels"]},
                "spec": a["spec"]})
     };
-    kubectl_as_stdin(&writer, &["apply", "--server-side", "--force-conflicts", "--field-manager=attacker", "-f", "-"],
-                     &saved(&v1).to_string())
+    kubectl_as_stdin(
+        &writer,
+        &["apply", "--server-side", "--force-conflicts", "--field-manager=attacker", "-f", "-"],
+        &saved(&v1).to_string(),
+    )
     .expect("writer puts v1 back");
     let message = wait_phase("ltu-1", ZT, "zt-sensor", "Refused", 30);
     assert!(message.starts_with("StaleSequence"), "{message}");
@@ -341,16 +381,21 @@ fn replayed_assignments_are_refused() {
     let last = assignment("ltu-1", ZT, "zt-sensor").expect("restored");
     assert!(last["spec"]["sequence"].as_u64() > v2["spec"]["sequence"].as_u64(), "a newer sequence: {}", last["spec"]);
     kubectl("hub", &["delete", "mw", "-n", ZT, "zt-sensor"]).expect("delete");
-    wait_for("zt-sensor gone from ltu-1", Duration::from_secs(60), || member_deployment("ltu-1", ZT, "zt-sensor").is_none().then_some(()));
+    wait_for("zt-sensor gone from ltu-1", Duration::from_secs(60), || {
+        member_deployment("ltu-1", ZT, "zt-sensor").is_none().then_some(())
+    });
     c.stop();
-    kubectl_as_stdin(&writer, &["create", "-f", "-"], &saved(&last).to_string()).expect("writer re-creates the deleted workload's Assignment");
+    kubectl_as_stdin(&writer, &["create", "-f", "-"], &saved(&last).to_string())
+        .expect("writer re-creates the deleted workload's Assignment");
     let message = wait_phase("ltu-1", ZT, "zt-sensor", "Refused", 30);
     assert!(message.starts_with("StaleSequence") && message.contains("removed"), "{message}");
     eprintln!("  deleted workload: Refused: {message}");
     never_deployed("ltu-1", ZT, "zt-sensor", 10);
     // The controller deletes the orphan; the member still holds nothing.
     let c = controller(18093, &["--signing-key-secret", SIGNING_SECRET]);
-    wait_for("orphan deleted", Duration::from_secs(60), || assignment("ltu-1", ZT, "zt-sensor").is_none().then_some(()));
+    wait_for("orphan deleted", Duration::from_secs(60), || {
+        assignment("ltu-1", ZT, "zt-sensor").is_none().then_some(())
+    });
     never_deployed("ltu-1", ZT, "zt-sensor", 3);
     clean_namespace(ZT);
     agent.stop();
@@ -438,7 +483,8 @@ fn secrets_never_leak() {
     let credentials = |name: &str| {
         wait_for(&format!("{name} CredentialsValid=False"), Duration::from_secs(60), || {
             let mc = get("hub", &["mc", name])?;
-            (condition(&mc, "CredentialsValid").as_deref() == Some("False")).then(|| condition_message(&mc, "CredentialsValid"))
+            (condition(&mc, "CredentialsValid").as_deref() == Some("False"))
+                .then(|| condition_message(&mc, "CredentialsValid"))
         })
     };
     let m1 = credentials("zz-1");
@@ -456,9 +502,15 @@ fn secrets_never_leak() {
             assert!(!text.contains(&needle[..24]), "{what} contains a prefix of {secret_name}");
         }
     }
-    eprintln!("  no seed and no token in {} bytes of status, Events and log", statuses.len() + events.len() + log.len());
+    eprintln!(
+        "  no seed and no token in {} bytes of status, Events and log",
+        statuses.len() + events.len() + log.len()
+    );
     let _ = kubectl("hub", &["delete", "mc", "zz-1", "zz-2", "--wait=false"]);
-    let _ = kubectl("hub", &["delete", "secret", "-n", "marshal-system", "zz-2-kubeconfig", "marshal-signing-key", "--ignore-not-found"]);
+    let _ = kubectl(
+        "hub",
+        &["delete", "secret", "-n", "marshal-system", "zz-2-kubeconfig", "marshal-signing-key", "--ignore-not-found"],
+    );
     clean_namespace(ZT);
     c.stop();
 }
@@ -473,8 +525,12 @@ fn one_bad_object_cannot_stall_the_hub() {
     let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                        "metadata": {"name": "heartbeat", "namespace": "marshal-ltu-1", "labels": {"marshal.dev/heartbeat": "true", "marshal.dev/cluster": "ltu-1"}},
                        "spec": {"holderIdentity": "agent/ltu-1", "leaseDurationSeconds": 15, "renewTime": "9999-12-31T23:59:59.999999Z"}});
-    kubectl_as_stdin(&hub_kc, &["apply", "--server-side", "--field-manager=marshal-syncer", "--force-conflicts", "-f", "-"], &lease.to_string())
-        .expect("agent writes the Lease");
+    kubectl_as_stdin(
+        &hub_kc,
+        &["apply", "--server-side", "--field-manager=marshal-syncer", "--force-conflicts", "-f", "-"],
+        &lease.to_string(),
+    )
+    .expect("agent writes the Lease");
     let status = json!({"status": {"observedAt": "9999-12-31T23:59:59Z", "lastHeartbeatTime": "9999-12-31T23:59:59Z"}});
     as_user(&hub_kc, &["patch", "mc", "ltu-1", "--subresource=status", "--type=merge", "-p", &status.to_string()])
         .expect("agent writes its MemberCluster status");
@@ -501,8 +557,9 @@ fn the_member_never_borrows_trust() {
     attack("hub: a retyped policy, a member without local policies or nation, a residency the hub got wrong");
     prepare(ZT);
     let c = controller(18097, &[]);
-    let policy_text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/baltic/00-security-policy.yaml"))
-        .expect("policy");
+    let policy_text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/baltic/00-security-policy.yaml"))
+            .expect("policy");
     let own_policy: Value = serde_yaml::from_str::<Value>(&policy_text).expect("yaml")["spec"].clone();
     let clearance = "clearance:\n  policy: NATO\n  classifications: [UNCLASSIFIED, RESTRICTED]\n  \
                      categories: [{tagName: Releasable To, values: [DEU, NATO]}]\n  reviewBy: \"2099-01-01T00:00:00Z\"\n";
@@ -550,7 +607,10 @@ fn the_member_never_borrows_trust() {
     }
     apply("hub", &policy_text).expect("restore the policy");
     // 4. Residency: the host says it is AUT; the hub thinks DEU and places a DEU-resident workload there.
-    host_configmap("deu-1", &format!("nation: AUT\n{}policies:\n- {own_policy}\n", clearance.replace("[DEU, NATO]", "[AUT, DEU, NATO]")));
+    host_configmap(
+        "deu-1",
+        &format!("nation: AUT\n{}policies:\n- {own_policy}\n", clearance.replace("[DEU, NATO]", "[AUT, DEU, NATO]")),
+    );
     let mut resident = deu_workload(ZT, "zt-resident", safe_spec("registry.example.mil/deu/app:1"));
     resident["spec"]["residency"] = json!(["DEU"]);
     apply_json("hub", &resident).expect("resident workload");
@@ -564,7 +624,10 @@ fn the_member_never_borrows_trust() {
     let key = std::fs::read_to_string(format!("{d}/key-demand.pub")).expect("pub");
     host_configmap(
         "deu-1",
-        &format!("nation: DEU\n{clearance}policies:\n- {own_policy}\nsignatures:\n  required: true\n  trustedKeys: [\"{}\"]\n", key.trim()),
+        &format!(
+            "nation: DEU\n{clearance}policies:\n- {own_policy}\nsignatures:\n  required: true\n  trustedKeys: [\"{}\"]\n",
+            key.trim()
+        ),
     );
     apply_json("hub", &deu_workload(ZT, "zt-unsigned", safe_spec("registry.example.mil/deu/app:1"))).expect("w");
     let m = wait_phase("deu-1", ZT, "zt-unsigned", "Refused", 60);
@@ -588,8 +651,12 @@ fn reachability_is_judged_on_the_hubs_clock() {
                        "metadata": {"name": "heartbeat", "namespace": "marshal-ltu-1", "labels": {"marshal.dev/heartbeat": "true", "marshal.dev/cluster": "ltu-1"}},
                        "spec": {"holderIdentity": "agent/ltu-1", "leaseDurationSeconds": 15,
                                 "renewTime": future.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()}});
-    kubectl_as_stdin(&hub_kc, &["apply", "--server-side", "--field-manager=marshal-syncer", "--force-conflicts", "-f", "-"], &lease.to_string())
-        .expect("agent writes the Lease");
+    kubectl_as_stdin(
+        &hub_kc,
+        &["apply", "--server-side", "--field-manager=marshal-syncer", "--force-conflicts", "-f", "-"],
+        &lease.to_string(),
+    )
+    .expect("agent writes the Lease");
     let written = Instant::now();
     // The write is a heartbeat (the agent is alive when it writes): Reachable first ...
     wait_for("ltu-1 Reachable=True", Duration::from_secs(20), || {
@@ -624,13 +691,21 @@ fn future_link_facts_go_stale_on_the_hubs_clock() {
     });
     mon.pause("ltu-1.pol-1");
     let future = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(600);
-    e2e::fleet::report_link("ltu-1.pol-1", e2e::fleet::LinkFacts { state: "Up", rtt_ms: 12, bandwidth_mbps: 100 }, future);
-    let stale_after = get("hub", &["clink", "ltu-1.pol-1"]).expect("link")["spec"]["staleAfterSeconds"].as_u64().unwrap_or(60);
+    e2e::fleet::report_link(
+        "ltu-1.pol-1",
+        e2e::fleet::LinkFacts { state: "Up", rtt_ms: 12, bandwidth_mbps: 100 },
+        future,
+    );
+    let stale_after =
+        get("hub", &["clink", "ltu-1.pol-1"]).expect("link")["spec"]["staleAfterSeconds"].as_u64().unwrap_or(60);
     let t0 = Instant::now();
     wait_for("zt-link moves to ltu-1", Duration::from_secs(stale_after + 60), || {
         (placements(&decided(ZT, "zt-link", 30)) == ["ltu-1/edge=1"]).then_some(())
     });
-    eprintln!("  moved {:.1} s after the future-dated report (staleAfterSeconds {stale_after}, toleration 10 s)", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "  moved {:.1} s after the future-dated report (staleAfterSeconds {stale_after}, toleration 10 s)",
+        t0.elapsed().as_secs_f64()
+    );
     drop(mon);
     clean_namespace(ZT);
     c.stop();
@@ -672,7 +747,8 @@ fn probe_targets_are_pinned_by_the_host() {
 #[test]
 fn agent_metrics_bind_loopback_by_default() {
     attack("network: the agent's /metrics reachable from every interface");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_marshal")).args(["agent", "--help"]).output().expect("help");
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_marshal")).args(["agent", "--help"]).output().expect("help");
     let help = String::from_utf8_lossy(&out.stdout);
     let line = help.lines().skip_while(|l| !l.contains("--metrics-addr")).take(4).collect::<Vec<_>>().join(" ");
     assert!(line.contains("[default: 127.0.0.1:8081]"), "{line}");

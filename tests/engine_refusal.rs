@@ -107,7 +107,7 @@ fn mw() -> MissionWorkload {
 fn refusals_come_from_refused_assignments_that_are_not_being_removed() {
     let w = mw();
     let d = decide(&WorkloadModel::from_crd(&w), &snapshot(three(), &[]), &History::default(), t(0));
-    let mut asg = build::assignments(&w, &d);
+    let mut asg = build::assignments(&w, &d, &[], &marshal::controller::build::Issuance::at(t(0)));
     assert!(!asg.is_empty());
     assert!(build::refusals(&asg).is_empty(), "no status yet: no refusal");
     asg[0].status =
@@ -138,13 +138,20 @@ fn refusals_come_from_refused_assignments_that_are_not_being_removed() {
 #[test]
 fn a_parked_assignment_asks_the_same_question_with_no_replicas() {
     let w = mw();
-    let parked = build::parked(&w, "ltu-1", "edge");
+    let at = marshal::controller::build::Issuance::at(t(0));
+    let d = decide(&WorkloadModel::from_crd(&w), &snapshot(three(), &[]), &History::default(), t(0));
+    let placed = build::assignments(&w, &d, &[], &at);
+    let mut refused = placed[0].clone();
+    refused.metadata.namespace = Some("marshal-ltu-1".into());
+    refused.spec.cluster = "ltu-1".into();
+    refused.spec.tier = "edge".into();
+    let parked = build::parked(&w, &refused, &at);
     assert_eq!(parked.metadata.name.as_deref(), Some("baltic-shield.sigint-triage"));
     assert_eq!(parked.metadata.namespace.as_deref(), Some("marshal-ltu-1"));
     assert_eq!(parked.spec.replicas, 0);
     assert_eq!(parked.spec.confidentiality, w.spec.confidentiality);
     assert_eq!(parked.spec.template, w.spec.template);
-    assert_eq!(parked.spec.digest, parked.spec.compute_digest());
+    assert_eq!(parked.spec.digest, parked.compute_digest());
     assert!(build::belongs_to(&parked, &w));
-    assert!(build::up_to_date(&parked, &build::parked(&w, "ltu-1", "edge")), "parking twice writes nothing");
+    assert!(build::up_to_date(&parked, &build::parked(&w, &parked, &at)), "parking twice writes nothing");
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use marshal::api::MissionWorkload;
-use marshal::controller::build;
+use marshal::controller::build::{self, Issuance};
 use marshal::placement::{WorkloadModel, decide};
 use marshal::signing::{KEY_ID_ANNOTATION, KeyRing, SIGNATURE_ANNOTATION, Signer};
 use marshal::sync::recheck::integrity;
@@ -36,8 +36,8 @@ fn build_signs_deterministically_and_members_verify() {
     let snap = snapshot(vec![cluster("pol-1", "POL", &["core"]), cluster("deu-1", "DEU", &["core"])], &[]);
     let d = decide(&WorkloadModel::from_crd(&w), &snap, &Default::default(), t(0));
     let key = Signer::generate().expect("key");
-    let first = build::assignments_signed(&w, &d, Some(&key));
-    let again = build::assignments_signed(&w, &d, Some(&key));
+    let first = build::assignments_signed(&w, &d, &[], &Issuance::at(t(0)), Some(&key));
+    let again = build::assignments_signed(&w, &d, &[], &Issuance::at(t(0)), Some(&key));
     assert_eq!(first.len(), 2);
     for (a, b) in first.iter().zip(&again) {
         let ann = a.metadata.annotations.clone().unwrap_or_default();
@@ -51,7 +51,7 @@ fn build_signs_deterministically_and_members_verify() {
         assert_eq!(integrity(a, other, &ring(&[&key])).unwrap_err().reason, "ClusterMismatch");
     }
     // Unsigned Assignments are out of date against signed ones (and the other way round).
-    let unsigned = build::assignments_signed(&w, &d, None);
+    let unsigned = build::assignments_signed(&w, &d, &[], &Issuance::at(t(0)), None);
     assert!(!build::up_to_date(&first[0], &unsigned[0]));
     assert!(!build::up_to_date(&unsigned[0], &first[0]));
     assert_eq!(integrity(&unsigned[0], &unsigned[0].spec.cluster, &ring(&[&key])).unwrap_err().reason, "Unsigned");
@@ -64,8 +64,8 @@ fn rotation_resigns_once_and_old_and_new_verify_during_overlap() {
     let d = decide(&WorkloadModel::from_crd(&w), &snap, &Default::default(), t(0));
     let old = Signer::generate().expect("old");
     let new = Signer::generate().expect("new");
-    let existing = build::assignments_signed(&w, &d, Some(&old));
-    let desired = build::assignments_signed(&w, &d, Some(&new));
+    let existing = build::assignments_signed(&w, &d, &[], &Issuance::at(t(0)), Some(&old));
+    let desired = build::assignments_signed(&w, &d, &[], &Issuance::at(t(0)), Some(&new));
     for (e, n) in existing.iter().zip(&desired) {
         // The spec (and so the member's Deployment digest) is unchanged; only the signature is re-written.
         assert_eq!(e.spec, n.spec);

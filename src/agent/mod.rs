@@ -44,8 +44,9 @@ pub struct RunArgs {
     /// needs no restart.
     #[arg(long)]
     pub trusted_keys: PathBuf,
-    /// Where /metrics, /healthz and /readyz listen.
-    #[arg(long, default_value = "0.0.0.0:8081")]
+    /// Where /metrics, /healthz and /readyz listen. Loopback by default; the member chart binds the pod's own
+    /// address (and a NetworkPolicy admits only the scraper).
+    #[arg(long, default_value = "127.0.0.1:8081")]
     pub metrics_addr: std::net::SocketAddr,
     /// Heartbeat Lease renewal (seconds).
     #[arg(long, default_value_t = 5)]
@@ -68,7 +69,8 @@ pub struct RunArgs {
     /// Median RTT above this (ms) reports the link Degraded (any lost sample does too; all lost: Down).
     #[arg(long, default_value_t = 50)]
     pub link_degraded_rtt_ms: u32,
-    /// Links to probe (`<cluster>.<to>`); default: those this agent's RBAC lets it report.
+    /// Links to probe (`<cluster>.<to>`); default: those this agent's RBAC lets it report. Only those with an
+    /// address pinned in the host configuration (`probes:` in `--clearance`) are dialled.
     #[arg(long = "link")]
     pub links: Vec<String>,
 }
@@ -88,14 +90,18 @@ pub enum AgentCommand {
         #[arg(long)]
         links_from_hub: bool,
     },
-    /// Print the member guard (ValidatingAdmissionPolicy and binding) for a member's own clearance.
+    /// Print the member guard (ValidatingAdmissionPolicy and binding) for a member's own host configuration.
     Guard {
         /// The member cluster (named in the guard's messages).
         #[arg(long)]
         cluster: String,
-        /// The member's own clearance file: its classifications are written into the policy.
+        /// The member's own host configuration file: its clearance and workload policy are written into the policy.
         #[arg(long)]
         clearance: PathBuf,
+        /// The syncer's identity in the member (repeatable): every Deployment it writes is checked, labels or not.
+        /// Default: the member chart's agent, `system:serviceaccount:marshal-system:marshal-agent`.
+        #[arg(long = "syncer-user")]
+        syncer_users: Vec<String>,
     },
 }
 
@@ -182,6 +188,7 @@ pub async fn run(args: RunArgs, shutdown: impl std::future::Future<Output = ()>)
         degraded_rtt_ms: args.link_degraded_rtt_ms,
         samples: args.probe_samples.max(1),
         links: args.links.clone(),
+        pins: args.clearance.clone(),
     };
     let probe_task = tokio::spawn(probe::run(hub, metrics.clone(), cluster.clone(), probes));
     ready.store(true, Ordering::Relaxed);
@@ -221,9 +228,13 @@ pub async fn rbac_yaml(cluster: &str, link_to: &[String], from_hub: bool) -> Res
     rbac::yaml(cluster, &rbac::link_names(cluster, &to)).map_err(|e| e.to_string())
 }
 
-/// `marshal agent guard`: the policy for the member's own clearance file.
-pub fn guard_yaml(cluster: &str, clearance: &std::path::Path) -> Result<String, String> {
+/// The agent's identity in its member when the member chart installs it.
+pub const DEFAULT_SYNCER_USER: &str = "system:serviceaccount:marshal-system:marshal-agent";
+
+/// `marshal agent guard`: the policy for the member's own host configuration file.
+pub fn guard_yaml(cluster: &str, clearance: &std::path::Path, syncers: &[String]) -> Result<String, String> {
     let path = clearance.display().to_string();
     let text = std::fs::read_to_string(clearance).map_err(|e| format!("--clearance {path}: {e}"))?;
-    guard::policy_yaml(cluster, &parse_clearance_file(&text, &path)?)
+    let syncers = if syncers.is_empty() { vec![DEFAULT_SYNCER_USER.to_string()] } else { syncers.to_vec() };
+    guard::policy_yaml(cluster, &parse_clearance_file(&text, &path)?, &syncers)
 }

@@ -34,6 +34,31 @@ pub struct ProbeConfig {
     pub samples: usize,
     /// Links to probe; empty: those whose status this agent may patch (SelfSubjectRulesReview).
     pub links: Vec<String>,
+    /// The host's configuration file holding its pinned probe targets (`probes:`), re-read every round. Without
+    /// one (or without a pin for a link) nothing is dialled: the agent never dials an address the hub chose.
+    pub pins: Option<std::path::PathBuf>,
+}
+
+/// The probe targets the host pinned, from its configuration file (an unreadable file pins nothing).
+pub fn pinned(file: Option<&std::path::Path>) -> std::collections::BTreeMap<String, String> {
+    let Some(path) = file else { return Default::default() };
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| crate::sync::recheck::parse_clearance_file(&t, &path.display().to_string()).ok())
+        .map(|c| c.probes)
+        .unwrap_or_default()
+}
+
+/// Where to dial for `link` (`hub_address`: the ClusterLink's `spec.probe.address`): the host's pin, and whether
+/// the hub asked for another address (refused: it is never dialled).
+pub fn target(
+    link: &str,
+    hub_address: Option<&str>,
+    pins: &std::collections::BTreeMap<String, String>,
+) -> (Option<String>, bool) {
+    let pin = pins.get(link).cloned();
+    let refused = hub_address.is_some_and(|a| pin.as_deref() != Some(a));
+    (pin, refused)
 }
 
 /// Boundaries of the RTT buckets (ms): a change inside a bucket is not written.
@@ -132,10 +157,17 @@ pub async fn run(hub: Client, metrics: Metrics, cluster: String, cfg: ProbeConfi
                     continue;
                 }
             };
-            let Some(address) = link.spec.probe.as_ref().map(|p| p.address.clone()) else { continue };
             if link.spec.from != cluster {
                 continue;
             }
+            let hub_address = link.spec.probe.as_ref().map(|p| p.address.as_str());
+            let (pin, refused) = target(name, hub_address, &pinned(cfg.pins.as_deref()));
+            if refused {
+                metrics.probe_refusals_total.with_label_values(&[name]).inc();
+                warn!(%cluster, link = %name, hub = ?hub_address, pinned = ?pin,
+                      "the hub's probe address is not one the host pinned: not dialled");
+            }
+            let Some(address) = pin else { continue };
             let mut samples = Vec::with_capacity(cfg.samples);
             for _ in 0..cfg.samples.max(1) {
                 samples.push(connect(&address, cfg.timeout).await);
@@ -195,6 +227,18 @@ mod tests {
         assert_eq!(classify(&[ms(60), ms(70), ms(80)], 50), (LinkState::Degraded, Some(70)));
         assert_eq!(classify(&[ms(3), None, ms(4)], 50), (LinkState::Degraded, Some(4)));
         assert_eq!(classify(&[Some(Duration::from_micros(300))], 50), (LinkState::Up, Some(1)));
+    }
+
+    #[test]
+    fn only_pinned_addresses_are_dialled() {
+        let pins: std::collections::BTreeMap<String, String> =
+            [("ltu-1.pol-1".to_string(), "10.0.0.1:443".to_string())].into();
+        assert_eq!(target("ltu-1.pol-1", Some("10.0.0.1:443"), &pins), (Some("10.0.0.1:443".into()), false));
+        assert_eq!(target("ltu-1.pol-1", None, &pins), (Some("10.0.0.1:443".into()), false));
+        assert_eq!(target("ltu-1.pol-1", Some("203.0.113.9:22"), &pins), (Some("10.0.0.1:443".into()), true));
+        assert_eq!(target("ltu-1.deu-1", Some("203.0.113.9:22"), &pins), (None, true));
+        assert_eq!(target("ltu-1.deu-1", None, &pins), (None, false));
+        assert!(pinned(None).is_empty());
     }
 
     #[test]

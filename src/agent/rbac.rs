@@ -1,8 +1,9 @@
 //! Pure: the hub RBAC of one agent (`marshal agent rbac --cluster NAME`). The agent's identity is the
 //! ServiceAccount `marshal-agent` in its own hub namespace `marshal-<cluster>`; it may
-//! - in `marshal-<cluster>` (Role): read and watch Assignments, patch them (only to release the member-cleanup
-//!   finalizer) and their status, create and renew the Lease `heartbeat` (a server-side apply that creates
-//!   is also authorized as `create`, by name), and create Events;
+//! - in `marshal-<cluster>` (Role): read and watch Assignments and patch their status — never their spec, labels,
+//!   annotations or finalizers (it signals "member objects removed" through status; the controller releases the
+//!   finalizer) —, create and renew the Lease `heartbeat` (a server-side apply that creates is also authorized
+//!   as `create`, by name), and create Events;
 //! - cluster-wide (ClusterRole): read and patch the status of its own MemberCluster (by `resourceNames`); read
 //!   and patch the status of the ClusterLinks it probes; read SecurityPolicies (the value domain of labels).
 //!
@@ -67,7 +68,7 @@ pub fn objects(cluster: &str, links: &[String]) -> Vec<Value> {
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
         "metadata": {"name": AGENT_SERVICE_ACCOUNT, "namespace": ns, "labels": labels(cluster)},
         "rules": [
-            {"apiGroups": ["marshal.dev"], "resources": ["assignments"], "verbs": ["get", "list", "watch", "patch"]},
+            {"apiGroups": ["marshal.dev"], "resources": ["assignments"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["marshal.dev"], "resources": ["assignments/status"], "verbs": ["get", "patch"]},
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [HEARTBEAT_LEASE],
              "verbs": ["get", "create", "patch"]},
@@ -132,6 +133,13 @@ mod tests {
         let text = serde_json::to_string(&objs).unwrap();
         assert!(!text.contains("secrets"), "no Secret access");
         assert!(!text.contains("\"*\""), "no wildcards");
+        let role = &objs[2]["rules"];
+        let assignments = role.as_array().unwrap().iter().find(|r| r["resources"][0] == "assignments").unwrap();
+        assert_eq!(
+            assignments["verbs"],
+            json!(["get", "list", "watch"]),
+            "the agent never writes an Assignment's spec"
+        );
         let cr = &objs[4]["rules"];
         for rule in cr.as_array().unwrap() {
             let res = rule["resources"][0].as_str().unwrap();

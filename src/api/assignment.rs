@@ -34,6 +34,9 @@ pub enum AssignmentPhase {
     Failed,
     /// The member objects are being removed.
     Removing,
+    /// The member removed its objects of this (deleting) Assignment: the controller may release the finalizer.
+    /// Agents signal this through status; finalizers stay with the controller.
+    Removed,
 }
 
 /// One workload's share on one cluster.
@@ -74,16 +77,37 @@ pub struct AssignmentSpec {
     pub replicas: i32,
     /// Pod template.
     pub template: WorkloadTemplate,
-    /// sha256 over the canonical JSON of everything the member must enforce.
+    /// Nations where the workload's data may reside (empty: any). The member re-checks it against its own
+    /// nation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(regex(pattern = r"^[A-Z]{3}$")))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub residency: Vec<String>,
+    /// Grows with every change of the signed content: milliseconds since the epoch on the hub's clock when the
+    /// content changed, or the previous value plus one if that is larger. A member refuses a sequence lower than
+    /// the one it last applied for this workload (a replayed, older instruction).
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub sequence: i64,
+    /// The member applies this instruction only until then (the controller renews it well before). Past it, a
+    /// member refuses to apply it, but removes nothing it runs because of that.
+    #[serde(default = "epoch")]
+    pub not_after: Time,
+    /// sha256 over the canonical JSON of everything the member must enforce and of where it may land (see
+    /// [`AssignmentSpec::digest_for`]); the signature is over this digest.
     #[schemars(regex(pattern = r"^sha256:[0-9a-f]{64}$"))]
     pub digest: String,
+}
+
+fn epoch() -> Time {
+    Time(jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// Status written by the syncer.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AssignmentStatus {
-    /// Applied, Refused, Failed or Removing.
+    /// Applied, Refused, Failed, Removing or Removed.
     #[serde(default)]
     pub phase: AssignmentPhase,
     /// Ready replicas in the member.
@@ -120,26 +144,59 @@ pub fn canonical_json(v: &serde_json::Value) -> String {
     }
 }
 
+fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(text.as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
 impl AssignmentSpec {
-    /// `sha256:<hex>` over the canonical JSON of everything the member must enforce: owner, confidentiality,
-    /// tier, replicas and template, plus the target cluster and the workload's namespace and name. The last
-    /// three are deliberate: they say where the payload may land, so a signed digest cannot be replayed to
-    /// another cluster or retargeted onto another member Deployment. `workload.uid` (informational) and the
-    /// digest itself are left out; the signature (annotations, see `crate::signing`) is over this digest.
-    pub fn compute_digest(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let body = serde_json::json!({
+    /// The canonical JSON of what shapes the member's objects: target cluster, workload (namespace, name, uid),
+    /// owner, label, residency, tier, replicas and template.
+    fn content(&self) -> serde_json::Value {
+        serde_json::json!({
             "cluster": self.cluster,
-            "workload": {"namespace": self.workload.namespace, "name": self.workload.name},
+            "workload": {"namespace": self.workload.namespace, "name": self.workload.name, "uid": self.workload.uid},
             "owner": self.owner,
             "confidentiality": self.confidentiality,
+            "residency": self.residency,
             "tier": self.tier,
             "replicas": self.replicas,
             "template": self.template,
+        })
+    }
+
+    /// `sha256:<hex>` over [`content`](Self::content) only: what the member's objects are built from. The member
+    /// records it on its Deployment (`marshal.dev/digest`) and reports it as `status.appliedDigest`, so that a
+    /// renewal (a new sequence and `notAfter`, same content) rewrites nothing in the member.
+    pub fn content_digest(&self) -> String {
+        sha256_hex(&canonical_json(&self.content()))
+    }
+
+    /// `sha256:<hex>` over the canonical JSON of the content and of where and when it may be applied: the
+    /// Assignment's own namespace and name, the sequence and `notAfter`. So a signed digest cannot be replayed
+    /// under another name or into another cluster's namespace, retargeted onto another member Deployment or
+    /// workload (uid), rolled back to an older version (sequence), or used after it expired. The digest field
+    /// itself is left out; the signature (annotations, see `crate::signing`) is over this digest.
+    pub fn digest_for(&self, namespace: &str, name: &str) -> String {
+        let body = serde_json::json!({
+            "assignment": {"namespace": namespace, "name": name},
+            "content": self.content(),
+            "sequence": self.sequence,
+            "notAfter": self.not_after,
         });
-        let hash = Sha256::digest(canonical_json(&body).as_bytes());
-        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-        format!("sha256:{hex}")
+        sha256_hex(&canonical_json(&body))
+    }
+}
+
+impl Assignment {
+    /// [`AssignmentSpec::digest_for`] this Assignment's own namespace and name.
+    pub fn compute_digest(&self) -> String {
+        self.spec.digest_for(
+            self.metadata.namespace.as_deref().unwrap_or_default(),
+            self.metadata.name.as_deref().unwrap_or_default(),
+        )
     }
 }
 
@@ -155,16 +212,18 @@ mod tests {
                                 "categories": [{"tagName": "Releasable To", "values": ["POL"]}]},
             "tier": "core", "replicas": 2,
             "template": {"metadata": {"labels": {"app": "isr"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}},
+            "sequence": 1_800_000_000_000_i64, "notAfter": "2027-01-15T08:00:00Z",
             "digest": ""
         }))
         .unwrap()
     }
 
     #[test]
-    fn digest_covers_exactly_what_the_member_enforces_and_where_it_lands() {
-        let base = spec().compute_digest();
+    fn digest_covers_content_binding_sequence_and_expiry() {
+        let base = spec().digest_for("marshal-pol-1", "baltic.isr");
+        let content = spec().content_digest();
         type Edit = fn(&mut AssignmentSpec);
-        let covered: [(&str, Edit); 9] = [
+        let covered: [(&str, Edit); 11] = [
             ("owner", |s| s.owner = "POL".into()),
             ("classification", |s| s.confidentiality.classification = "RESTRICTED".into()),
             ("categories", |s| s.confidentiality.categories[0].values.push("DEU".into())),
@@ -174,16 +233,31 @@ mod tests {
             ("cluster", |s| s.cluster = "deu-1".into()),
             ("workload namespace", |s| s.workload.namespace = "other".into()),
             ("workload name", |s| s.workload.name = "other".into()),
+            ("workload uid", |s| s.workload.uid = "u2".into()),
+            ("residency", |s| s.residency = vec!["POL".into()]),
         ];
         for (what, edit) in covered {
             let mut s = spec();
             edit(&mut s);
-            assert_ne!(s.compute_digest(), base, "{what} must change the digest");
+            assert_ne!(s.digest_for("marshal-pol-1", "baltic.isr"), base, "{what} must change the digest");
+            assert_ne!(s.content_digest(), content, "{what} must change the content digest");
         }
+        // Where and when: the digest changes, the content digest does not (a renewal rewrites nothing).
+        let renewals: [(&str, Edit); 2] = [
+            ("sequence", |s| s.sequence += 1),
+            ("notAfter", |s| s.not_after = Time(jiff::Timestamp::from_second(2_000_000_000).unwrap())),
+        ];
+        for (what, edit) in renewals {
+            let mut s = spec();
+            edit(&mut s);
+            assert_ne!(s.digest_for("marshal-pol-1", "baltic.isr"), base, "{what} must change the digest");
+            assert_eq!(s.content_digest(), content, "{what} is not content");
+        }
+        assert_ne!(spec().digest_for("marshal-deu-1", "baltic.isr"), base, "the namespace is bound");
+        assert_ne!(spec().digest_for("marshal-pol-1", "baltic.isr2"), base, "the name is bound");
         let mut s = spec();
-        s.workload.uid = "u2".into();
         s.digest = "sha256:00".into();
-        assert_eq!(s.compute_digest(), base, "uid and the digest field itself are not covered");
+        assert_eq!(s.digest_for("marshal-pol-1", "baltic.isr"), base, "the digest field itself is not covered");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
@@ -27,32 +29,96 @@ pub fn assignment_labels(mw: &MissionWorkload, cluster: &str) -> BTreeMap<String
     .into()
 }
 
-/// Whether an Assignment belongs to a workload.
+/// Whether an Assignment is this workload's own: in `marshal-<spec.cluster>`, under the canonical name, for this
+/// workload's UID. Any other Assignment that names the workload (a transplant, a copy, one of an earlier
+/// workload of the same name) is ignored: it can neither refuse nor confirm anything for it.
 pub fn belongs_to(a: &Assignment, mw: &MissionWorkload) -> bool {
-    a.spec.workload.namespace == mw.namespace().unwrap_or_default() && a.spec.workload.name == mw.name_any()
+    a.spec.workload.namespace == mw.namespace().unwrap_or_default()
+        && a.spec.workload.name == mw.name_any()
+        && super::janitor::classify(a, mw.metadata.uid.as_deref()).is_ok()
+}
+
+/// When and for how long instructions are issued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Issuance {
+    /// The hub's clock now.
+    pub now: Timestamp,
+    /// How long a new instruction is valid (`notAfter` = now + this); it is renewed when less than half is left.
+    pub validity_s: i64,
+}
+
+/// Default validity of an instruction: a day (renewed after twelve hours).
+pub const DEFAULT_VALIDITY_S: i64 = 86_400;
+
+/// A member refused this instruction as stale or expired: issue it again (a new sequence and `notAfter`),
+/// at most once a minute.
+const RENEW_AFTER_REFUSAL_MS: i64 = 60_000;
+
+impl Issuance {
+    /// Issuance at `now` with the default validity.
+    pub fn at(now: Timestamp) -> Self {
+        Issuance { now, validity_s: DEFAULT_VALIDITY_S }
+    }
+
+    /// When an instruction valid until `not_after` is due for renewal.
+    pub fn renewal_due(&self, not_after: Timestamp) -> Timestamp {
+        Timestamp::from_second(not_after.as_second().saturating_sub(self.validity_s / 2)).unwrap_or(not_after)
+    }
+
+    /// Sequence and `notAfter` for content that changed (or must be re-issued), after `previous`.
+    fn fresh(&self, previous: Option<i64>) -> (i64, Time) {
+        let now_ms = self.now.as_millisecond();
+        let seq = previous.map_or(now_ms, |p| p.saturating_add(1).max(now_ms));
+        let not_after = Timestamp::from_second(self.now.as_second().saturating_add(self.validity_s.max(1)))
+            .unwrap_or(Timestamp::MAX);
+        (seq, Time(not_after))
+    }
 }
 
 /// The desired Assignments, one per placement, signed with the process's signing key if one is installed
-/// (`marshal controller --signing-key-secret`, see [`crate::signing`]).
-pub fn assignments(mw: &MissionWorkload, d: &Decision) -> Vec<Assignment> {
-    assignments_signed(mw, d, crate::signing::signer().as_deref())
+/// (`marshal controller --signing-key-secret`, see [`crate::signing`]). `existing` are the workload's own
+/// Assignments: unchanged content keeps its sequence and `notAfter` until renewal is due, so an unchanged
+/// decision writes nothing.
+pub fn assignments(mw: &MissionWorkload, d: &Decision, existing: &[&Assignment], at: &Issuance) -> Vec<Assignment> {
+    assignments_signed(mw, d, existing, at, crate::signing::signer().as_deref())
 }
 
 /// The desired Assignments, signed by `signer` (none: unsigned). Signing is deterministic (Ed25519), so an
 /// unchanged decision gives byte-identical Assignments and nothing is written.
-pub fn assignments_signed(mw: &MissionWorkload, d: &Decision, signer: Option<&Signer>) -> Vec<Assignment> {
-    d.placements.iter().map(|p| assignment(mw, &p.cluster, &p.tier, p.replicas, signer)).collect()
+pub fn assignments_signed(
+    mw: &MissionWorkload,
+    d: &Decision,
+    existing: &[&Assignment],
+    at: &Issuance,
+    signer: Option<&Signer>,
+) -> Vec<Assignment> {
+    d.placements
+        .iter()
+        .map(|p| {
+            let current = existing.iter().copied().find(|a| a.spec.cluster == p.cluster);
+            assignment(mw, &p.cluster, &p.tier, p.replicas, current, at, signer)
+        })
+        .collect()
 }
 
 /// A refused Assignment kept as the standing question to its member ("will you hold this label now?"), with
 /// no replicas: when the member changes its clearance and accepts, it runs nothing until the engine places
 /// replicas there again. It carries the current spec and signature, so the member answers for what the
 /// workload is now.
-pub fn parked(mw: &MissionWorkload, cluster: &str, tier: &str) -> Assignment {
-    assignment(mw, cluster, tier, 0, crate::signing::signer().as_deref())
+pub fn parked(mw: &MissionWorkload, existing: &Assignment, at: &Issuance) -> Assignment {
+    let (cluster, tier) = (&existing.spec.cluster, &existing.spec.tier);
+    assignment(mw, cluster, tier, 0, Some(existing), at, crate::signing::signer().as_deref())
 }
 
-fn assignment(mw: &MissionWorkload, cluster: &str, tier: &str, replicas: u32, signer: Option<&Signer>) -> Assignment {
+fn assignment(
+    mw: &MissionWorkload,
+    cluster: &str,
+    tier: &str,
+    replicas: u32,
+    current: Option<&Assignment>,
+    at: &Issuance,
+    signer: Option<&Signer>,
+) -> Assignment {
     let mut spec = AssignmentSpec {
         cluster: cluster.to_string(),
         workload: WorkloadRef {
@@ -65,12 +131,30 @@ fn assignment(mw: &MissionWorkload, cluster: &str, tier: &str, replicas: u32, si
         tier: tier.to_string(),
         replicas: i32::try_from(replicas).unwrap_or(i32::MAX),
         template: mw.spec.template.clone(),
+        residency: mw.spec.residency.clone(),
+        sequence: 0,
+        not_after: Time(Timestamp::UNIX_EPOCH),
         digest: String::new(),
     };
-    spec.digest = spec.compute_digest();
+    // Unchanged content keeps its sequence and notAfter until renewal is due (or a member asked for it).
+    let keep = current.filter(|c| {
+        c.spec.sequence > 0
+            && c.metadata.deletion_timestamp.is_none()
+            && c.spec.content_digest() == spec.content_digest()
+            && at.now < at.renewal_due(c.spec.not_after.0)
+            && !(c.status.as_ref().is_some_and(|s| {
+                s.phase == AssignmentPhase::Refused && crate::sync::recheck::refusal_wants_renewal(&s.message)
+            }) && at.now.as_millisecond().saturating_sub(c.spec.sequence) > RENEW_AFTER_REFUSAL_MS)
+    });
+    (spec.sequence, spec.not_after) = match keep {
+        Some(c) => (c.spec.sequence, c.spec.not_after.clone()),
+        None => at.fresh(current.map(|c| c.spec.sequence)),
+    };
+    let name = assignment_name(mw);
+    spec.digest = spec.digest_for(&cluster_namespace(cluster), &name);
     let mut a = Assignment {
         metadata: ObjectMeta {
-            name: Some(assignment_name(mw)),
+            name: Some(name),
             namespace: Some(cluster_namespace(cluster)),
             labels: Some(assignment_labels(mw, cluster)),
             finalizers: Some(vec![ASSIGNMENT_FINALIZER.to_string()]),

@@ -6,6 +6,8 @@ pub mod assumed;
 pub mod build;
 pub mod error;
 pub mod health;
+pub mod janitor;
+pub mod observed;
 pub mod reconcile;
 pub mod status;
 
@@ -19,7 +21,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
-use kube::core::DeserializeGuard;
+use kube::core::{DeserializeGuard, PartialObjectMeta};
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -51,6 +53,20 @@ pub struct Stores {
     pub leases: Store<Lease>,
     /// MissionWorkloads (for fleet metrics).
     pub workloads: Store<DeserializeGuard<MissionWorkload>>,
+    /// Objects that exist but cannot be read.
+    pub unreadable: Unreadable,
+}
+
+/// The objects the controller's reflectors skipped because they cannot be read. A fact that is unreadable is
+/// missing, not "no": it blocks every change for what depends on it, and removes nothing by itself.
+#[derive(Clone)]
+pub struct Unreadable {
+    /// MemberClusters.
+    pub clusters: crate::reflect::Unreadables,
+    /// SecurityPolicies.
+    pub policies: crate::reflect::Unreadables,
+    /// Assignments.
+    pub assignments: crate::reflect::Unreadables,
 }
 
 impl Stores {
@@ -94,6 +110,10 @@ pub struct Context {
     started: Timestamp,
     /// Capacity promised to new placements that members have not reported yet.
     pub ledger: Mutex<assumed::Ledger>,
+    /// Heartbeats and dated facts as the hub's clock saw them arrive.
+    pub observed: observed::Observed,
+    /// How long an issued Assignment is valid (seconds).
+    pub assignment_validity_s: i64,
 }
 
 impl Context {
@@ -109,11 +129,12 @@ impl Context {
         self.leader.load(Ordering::Relaxed)
     }
 
-    /// The last heartbeat of a cluster, from its Lease.
+    /// The last heartbeat of a cluster on the hub's clock: when the hub last saw its Lease's `renewTime` change
+    /// (see [`observed::Observed::heartbeat`]). A member's clock never makes it fresher.
     pub fn heartbeat(&self, cluster: &str) -> Option<Timestamp> {
         let key = ObjectRef::<Lease>::new(HEARTBEAT_LEASE).within(&cluster_namespace(cluster));
-        let lease = self.stores.leases.get(&key)?;
-        lease.spec.as_ref()?.renew_time.as_ref().map(|t| t.0)
+        self.stores.leases.get(&key)?;
+        self.observed.heartbeat_of(cluster)
     }
 
     /// The heartbeat as reachability judges it: never older than this process's start. A heartbeat that went
@@ -146,14 +167,24 @@ impl Context {
         })
     }
 
-    /// When a cluster's capacity summary was last reported.
+    /// When a cluster's capacity summary was last reported, never later than the hub saw it.
     pub fn capacity_observed(&self, cluster: &str) -> Option<Timestamp> {
         let mc = self.stores.clusters.get(&ObjectRef::new(cluster))?;
-        mc.status.as_ref()?.observed_at.as_ref().map(|t| t.0)
+        let claimed = mc.status.as_ref()?.observed_at.as_ref().map(|t| t.0);
+        self.observed.fact(&format!("capacity/{cluster}"), claimed, Timestamp::now())
     }
 
-    /// The engine's view of the federation.
+    /// The engine's view of the federation. Link facts are dated no later than the hub saw them.
     pub fn snapshot(&self) -> Snapshot {
+        let mut snap = self.raw_snapshot();
+        let now = Timestamp::now();
+        for ((from, to), facts) in snap.links.iter_mut() {
+            facts.observed_at = self.observed.fact(&format!("link/{from}.{to}"), facts.observed_at, now);
+        }
+        snap
+    }
+
+    fn raw_snapshot(&self) -> Snapshot {
         let policies: Vec<SecurityPolicy> = self.stores.policies.state().iter().map(|p| (**p).clone()).collect();
         let links: Vec<ClusterLink> = self.stores.links.state().iter().map(|l| (**l).clone()).collect();
         let clusters = self
@@ -244,6 +275,8 @@ pub struct Options {
     pub cluster_grace: Duration,
     /// Parallel reconciles.
     pub concurrency: u16,
+    /// How long an issued Assignment is valid (its `notAfter`); renewed when half is left.
+    pub assignment_validity: Duration,
 }
 
 /// Waits until every Marshal CRD is established.
@@ -275,21 +308,15 @@ pub async fn wait_for_crds(client: &Client, timeout: Duration) -> Result<(), Str
     Ok(())
 }
 
-fn reflect<K>(api: Api<K>, cfg: watcher::Config) -> (Store<K>, impl Stream<Item = Arc<K>> + Send + 'static)
+fn reflect<K>(
+    client: &Client,
+    cfg: watcher::Config,
+    reporter: &crate::reflect::Reporter,
+) -> (Store<K>, crate::reflect::Unreadables, impl Stream<Item = Arc<K>> + Send + 'static)
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, cfg).default_backoff().reflect(writer).touched_objects().filter_map(|r| async move {
-        match r {
-            Ok(o) => Some(Arc::new(o)),
-            Err(e) => {
-                warn!(error = %e, "watch error");
-                None
-            }
-        }
-    });
-    (reader, stream)
+    crate::reflect::guarded(Api::<DeserializeGuard<K>>::all(client.clone()), cfg, reporter.clone())
 }
 
 /// The workloads whose `dataSource` is at either end of `link`.
@@ -319,17 +346,36 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), Error> {
     let cfg = watcher::Config::default().any_semantic();
-    let (clusters, clusters_s) = reflect(Api::<MemberCluster>::all(client.clone()), cfg.clone());
-    let (links, links_s) = reflect(Api::<ClusterLink>::all(client.clone()), cfg.clone());
-    let (policies, policies_s) = reflect(Api::<SecurityPolicy>::all(client.clone()), cfg.clone());
-    let (assignments, assignments_s) = reflect(Api::<Assignment>::all(client.clone()), cfg.clone());
-    let (leases, leases_s) =
-        reflect(Api::<Lease>::all(client.clone()), cfg.clone().labels(&format!("{HEARTBEAT_LABEL}=true")));
+    let (reporter, unreadable) = crate::reflect::Reporter::new(metrics.clone());
+    let (clusters, unreadable_clusters, clusters_s) = reflect::<MemberCluster>(&client, cfg.clone(), &reporter);
+    let (links, _, links_s) = reflect::<ClusterLink>(&client, cfg.clone(), &reporter);
+    let (policies, unreadable_policies, policies_s) = reflect::<SecurityPolicy>(&client, cfg.clone(), &reporter);
+    let (assignments, unreadable_assignments, assignments_s) = reflect::<Assignment>(&client, cfg.clone(), &reporter);
+    let (leases, _, leases_s) =
+        reflect::<Lease>(&client, cfg.clone().labels(&format!("{HEARTBEAT_LABEL}=true")), &reporter);
+    // The janitor's own view of which workloads exist: metadata only, so it can be read whatever the spec says.
+    let (workload_meta, meta_writer) = reflector::store::<PartialObjectMeta<MissionWorkload>>();
+    let meta_stream = watcher(Api::<PartialObjectMeta<MissionWorkload>>::all(client.clone()), cfg.clone())
+        .default_backoff()
+        .reflect(meta_writer)
+        .for_each(|_| async {});
 
     let workloads_api = Api::<DeserializeGuard<MissionWorkload>>::all(client.clone());
     let controller = Controller::new(workloads_api, cfg.clone())
         .with_config(kube::runtime::controller::Config::default().concurrency(opts.concurrency));
-    let stores = Stores { clusters, links, policies, assignments, leases, workloads: controller.store() };
+    let stores = Stores {
+        clusters,
+        links,
+        policies,
+        assignments,
+        leases,
+        workloads: controller.store(),
+        unreadable: Unreadable {
+            clusters: unreadable_clusters,
+            policies: unreadable_policies,
+            assignments: unreadable_assignments,
+        },
+    };
     let recorder = Recorder::new(
         client.clone(),
         Reporter { controller: "marshal".into(), instance: std::env::var("HOSTNAME").ok() },
@@ -355,7 +401,17 @@ pub async fn run(
         failovers: Mutex::new(BTreeMap::new()),
         started: Timestamp::now(),
         ledger: Mutex::new(assumed::Ledger::default()),
+        observed: observed::Observed::default(),
+        assignment_validity_s: i64::try_from(opts.assignment_validity.as_secs())
+            .unwrap_or(build::DEFAULT_VALIDITY_S)
+            .max(2),
     });
+    tokio::spawn(crate::reflect::run_reporter(
+        unreadable,
+        ctx.recorder.clone(),
+        ctx.metrics.clone(),
+        ctx.leader.clone(),
+    ));
 
     // A new signing key (rotation) re-signs every Assignment at once.
     let rotations = futures::stream::unfold(crate::signing::signer_changes(), |mut rx| async move {
@@ -371,12 +427,27 @@ pub async fn run(
     // A link's change concerns the workloads whose data source is at one of its ends.
     let workloads = stores.workloads.clone();
     let link_users = links_s.flat_map(move |l| futures::stream::iter(link_users(&workloads, &l)));
-    // An Assignment's change concerns its workload only.
-    let owners = assignments_s.map(|a| {
+    // An Assignment's change concerns its workload only (and the janitor, which looks at every Assignment).
+    let poke = Arc::new(tokio::sync::Notify::new());
+    let janitor_poke = poke.clone();
+    let owners = assignments_s.map(move |a| {
+        janitor_poke.notify_one();
         ObjectRef::<DeserializeGuard<MissionWorkload>>::new(&a.spec.workload.name).within(&a.spec.workload.namespace)
     });
-    // Leases are read by the health loop, which flips `Reachable` (and so triggers `everything`).
-    tokio::spawn(leases_s.for_each(|_| async {}));
+    // Leases are read by the health loop, which flips `Reachable` (and so triggers `everything`); the hub's clock
+    // dates each heartbeat as it arrives.
+    let seen = ctx.clone();
+    tokio::spawn(leases_s.for_each(move |lease| {
+        let seen = seen.clone();
+        async move {
+            if let Some(cluster) = lease.namespace().and_then(|ns| ns.strip_prefix("marshal-").map(String::from)) {
+                let renew = lease.spec.as_ref().and_then(|s| s.renew_time.as_ref()).map(|t| t.0);
+                seen.observed.observe_heartbeat(&cluster, renew, Timestamp::now());
+            }
+        }
+    }));
+    tokio::spawn(meta_stream);
+    tokio::spawn(janitor::run(ctx.clone(), workload_meta, poke));
     tokio::spawn(health::run(ctx.clone()));
 
     info!("controller started");

@@ -100,8 +100,36 @@ pub fn decide(
     d
 }
 
+/// What this workload depends on that exists but cannot be read: a MemberCluster it runs on, one of its own
+/// Assignments, or (while some SecurityPolicy cannot be read) the policy of its label. Such a fact is missing,
+/// not "no": nothing about the workload changes until it can be read again (fail closed, lose nothing).
+fn held_by_unreadable(ctx: &Context, mw: &MissionWorkload) -> Option<String> {
+    let u = &ctx.stores.unreadable;
+    let clusters = u.clusters.names();
+    if let Some(p) = mw.status.iter().flat_map(|s| s.placements.iter()).find(|p| clusters.contains(&p.cluster)) {
+        return Some(format!("MemberCluster {} cannot be read", p.cluster));
+    }
+    let own = build::assignment_name(mw);
+    if u.assignments.names().contains(&own) {
+        return Some(format!("an Assignment {own} cannot be read"));
+    }
+    let policies = u.policies.names();
+    let label = &mw.spec.confidentiality;
+    let known = |id: &str| ctx.stores.policies.state().iter().any(|p| p.spec.policy_identifier == id);
+    let wanted = std::iter::once(label.policy.as_str()).chain(label.alternatives.iter().map(|a| a.policy.as_str()));
+    if !policies.is_empty() && wanted.clone().any(|id| !known(id)) {
+        return Some(format!("SecurityPolicy {} cannot be read", policies.join(", ")));
+    }
+    None
+}
+
 async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
     let now = Timestamp::now();
+    if let Some(why) = held_by_unreadable(ctx, mw) {
+        warn!(workload = %format!("{}/{}", mw.namespace().unwrap_or_default(), mw.name_any()), %why, "held: nothing changes until it can be read");
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
+    let issuance = build::Issuance { now, validity_s: ctx.assignment_validity_s };
     if let Some(wait) = ctx.warming_up(now) {
         return Ok(Action::requeue(wait));
     }
@@ -117,7 +145,8 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
         };
         ledger.refresh(now, |key, p| promise_seen(ctx, key, p), |cluster| ctx.capacity_observed(cluster));
         let d = decide(mw, &model, ctx, &existing, &ledger, now);
-        let desired = build::assignments(mw, &d);
+        let own: Vec<&Assignment> = existing.iter().map(|a| a.as_ref()).collect();
+        let desired = build::assignments(mw, &d, &own, &issuance);
         promise(&mut ledger, &existing, &desired, model.request, now);
         (d, desired)
     };
@@ -130,7 +159,7 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
         .filter(|a| !desired.iter().any(|d| d.spec.cluster == a.spec.cluster))
         .partition(|a| build::host_refused(a) && out_by_refusal(&d, &a.spec.cluster));
     for a in &parked {
-        let want = build::parked(mw, &a.spec.cluster, &a.spec.tier);
+        let want = build::parked(mw, a, &issuance);
         if !build::up_to_date(a, &want) {
             apply_assignment(ctx, &want).await?;
         }
@@ -159,7 +188,7 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
     let ready_new: u32 = desired
         .iter()
         .filter_map(|w| existing.iter().find(|a| a.spec.cluster == w.spec.cluster))
-        .filter(|a| a.status.as_ref().is_some_and(|s| s.applied_digest == a.spec.digest))
+        .filter(|a| a.status.as_ref().is_some_and(|s| s.applied_digest == a.spec.content_digest()))
         .filter_map(|a| a.status.as_ref().map(|s| s.ready_replicas))
         .sum();
     let wanted: u32 = d.placements.iter().map(|p| p.replicas).sum();
@@ -202,8 +231,13 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
         patch_status(ctx, mw, &new_status).await?;
     }
     record_moves(mw, ctx, &d).await;
-    let next = d
-        .next_review
+    // Instructions are renewed before their notAfter: look again when the first one is due.
+    let renewal = desired.iter().map(|w| issuance.renewal_due(w.spec.not_after.0)).filter(|t| *t > now).min();
+    let review = match (d.next_review, renewal) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    let next = review
         .map(|t| {
             Duration::from_millis(u64::try_from((t.as_millisecond() - now.as_millisecond()).max(1000)).unwrap_or(1000))
         })
@@ -238,7 +272,7 @@ fn promise(
                 tier: w.spec.tier.clone(),
                 replicas: added,
                 request,
-                digest: w.spec.digest.clone(),
+                digest: w.spec.content_digest(),
                 at: now,
                 ready_seen: None,
             },
@@ -251,7 +285,7 @@ fn promise_seen(ctx: &Context, key: &str, p: &Promise) -> Seen {
     let Some((ns, name)) = key.split_once('/') else { return Seen::Absent };
     let a = ctx.stores.assignments.get(&kube::runtime::reflector::ObjectRef::new(name).within(ns));
     match a {
-        Some(a) if a.spec.digest == p.digest => Seen::Written {
+        Some(a) if a.spec.content_digest() == p.digest => Seen::Written {
             ready: a.status.as_ref().is_some_and(|s| {
                 s.applied_digest == p.digest && i64::from(s.ready_replicas) >= i64::from(a.spec.replicas)
             }),

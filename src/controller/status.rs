@@ -39,7 +39,7 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
         assignments.iter().any(|a| {
             a.spec.cluster == p.cluster
                 && a.spec.tier == p.tier
-                && a.status.as_ref().is_some_and(|s| s.applied_digest == a.spec.digest)
+                && a.status.as_ref().is_some_and(|s| s.applied_digest == a.spec.content_digest())
         })
     });
     let placements: Vec<PlacementStatus> = d

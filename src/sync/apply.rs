@@ -7,6 +7,9 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{Namespace, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
+use super::freshness::{SEQUENCE_ANNOTATION, WORKLOAD_UID_ANNOTATION};
+use super::host_policy::{CREATED_LABEL, WorkloadPolicy, namespace_labels};
+use super::recheck::Accepted;
 use crate::api::{Assignment, MANAGED_BY, TIER_LABEL};
 
 /// `app.kubernetes.io/managed-by`.
@@ -15,9 +18,11 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const WORKLOAD_LABEL: &str = "marshal.dev/workload";
 /// Owner nation label.
 pub const OWNER_LABEL: &str = "marshal.dev/owner";
-/// Classification (label: sanitised; annotation: exact).
+/// Classification under the member's own policy (label: sanitised; annotation: exact).
 pub const CLASSIFICATION_KEY: &str = "marshal.dev/classification";
-/// Digest of the applied Assignment spec.
+/// The member's policy the classification is under.
+pub const POLICY_ANNOTATION: &str = "marshal.dev/policy";
+/// Content digest of the applied Assignment (`AssignmentSpec::content_digest`).
 pub const DIGEST_ANNOTATION: &str = "marshal.dev/digest";
 /// `<hub namespace>/<assignment name>` the Deployment comes from.
 pub const ASSIGNMENT_ANNOTATION: &str = "marshal.dev/assignment";
@@ -45,8 +50,9 @@ pub fn assignment_key(a: &Assignment) -> String {
     )
 }
 
-/// The Namespace and Deployment for the member. Errors name what is wrong with the template.
-pub fn build(a: &Assignment) -> Result<(Namespace, Deployment), String> {
+/// The Namespace and Deployment for the member, labelled with the classification the member accepted (under its
+/// own policy) and, for the Namespace, the host's Pod Security level. Errors name what is wrong with the template.
+pub fn build(a: &Assignment, accepted: &Accepted, policy: &WorkloadPolicy) -> Result<(Namespace, Deployment), String> {
     let spec = &a.spec;
     let ns = spec.workload.namespace.clone();
     let name = spec.workload.name.clone();
@@ -59,7 +65,7 @@ pub fn build(a: &Assignment) -> Result<(Namespace, Deployment), String> {
     selector.insert(TIER_LABEL.into(), spec.tier.clone());
     pod_spec.node_selector = Some(selector);
 
-    let classification = &spec.confidentiality.classification;
+    let classification = &accepted.classification;
     let labels: BTreeMap<String, String> = [
         (MANAGED_BY_LABEL, MANAGED_BY.to_string()),
         (OWNER_LABEL, spec.owner.clone()),
@@ -72,7 +78,10 @@ pub fn build(a: &Assignment) -> Result<(Namespace, Deployment), String> {
     let confidentiality = serde_json::to_string(&spec.confidentiality).map_err(|e| e.to_string())?;
     let annotations: BTreeMap<String, String> = [
         (CLASSIFICATION_KEY, classification.clone()),
-        (DIGEST_ANNOTATION, spec.digest.clone()),
+        (POLICY_ANNOTATION, accepted.policy.clone()),
+        (DIGEST_ANNOTATION, spec.content_digest()),
+        (SEQUENCE_ANNOTATION, spec.sequence.to_string()),
+        (WORKLOAD_UID_ANNOTATION, spec.workload.uid.clone()),
         (ASSIGNMENT_ANNOTATION, assignment_key(a)),
         (CONFIDENTIALITY_ANNOTATION, confidentiality),
     ]
@@ -88,12 +97,13 @@ pub fn build(a: &Assignment) -> Result<(Namespace, Deployment), String> {
     let mut pod_annotations = template_meta.annotations;
     pod_annotations.insert(CLASSIFICATION_KEY.into(), classification.clone());
 
+    let mut ns_labels: BTreeMap<String, String> = [(MANAGED_BY_LABEL, MANAGED_BY), (CREATED_LABEL, "true")]
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
+    ns_labels.extend(namespace_labels(policy).into_iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let namespace = Namespace {
-        metadata: ObjectMeta {
-            name: Some(ns.clone()),
-            labels: Some([(MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string())].into()),
-            ..ObjectMeta::default()
-        },
+        metadata: ObjectMeta { name: Some(ns.clone()), labels: Some(ns_labels), ..ObjectMeta::default() },
         ..Namespace::default()
     };
     let deployment = Deployment {
@@ -161,20 +171,32 @@ pub(crate) mod tests {
                 }),
                 spec: json!({"containers": [{"name": "c", "image": "img"}], "nodeSelector": {"disk": "ssd"}}),
             },
+            residency: vec![],
+            sequence: 1_800_000_000_000,
+            not_after: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                jiff::Timestamp::from_second(4_000_000_000).unwrap(),
+            ),
             digest: String::new(),
         };
-        spec.digest = spec.compute_digest();
+        spec.digest = spec.digest_for("marshal-pol-1", "baltic.isr");
         let mut a = Assignment::new("baltic.isr", spec);
         a.metadata.namespace = Some("marshal-pol-1".into());
         a
     }
 
+    pub(crate) fn accepted(classification: &str) -> Accepted {
+        Accepted { policy: "NATO".into(), classification: classification.into() }
+    }
+
     #[test]
     fn deployment_carries_tier_labels_and_annotations() {
         let a = assignment("COSMIC TOP SECRET");
-        let (ns, d) = build(&a).unwrap();
+        let (ns, d) = build(&a, &accepted("COSMIC TOP SECRET"), &WorkloadPolicy::default()).unwrap();
         assert_eq!(ns.metadata.name.as_deref(), Some("baltic"));
-        assert_eq!(ns.metadata.labels.unwrap()[MANAGED_BY_LABEL], "marshal");
+        let ns_labels = ns.metadata.labels.unwrap();
+        assert_eq!(ns_labels[MANAGED_BY_LABEL], "marshal");
+        assert_eq!(ns_labels[CREATED_LABEL], "true");
+        assert_eq!(ns_labels["pod-security.kubernetes.io/enforce"], "restricted");
         assert_eq!(d.metadata.name.as_deref(), Some("isr"));
         assert_eq!(d.metadata.namespace.as_deref(), Some("baltic"));
         let labels = d.metadata.labels.clone().unwrap();
@@ -183,7 +205,9 @@ pub(crate) mod tests {
         assert_eq!(labels[MANAGED_BY_LABEL], "marshal");
         let ann = d.metadata.annotations.clone().unwrap();
         assert_eq!(ann[CLASSIFICATION_KEY], "COSMIC TOP SECRET");
-        assert_eq!(ann[DIGEST_ANNOTATION], a.spec.digest);
+        assert_eq!(ann[DIGEST_ANNOTATION], a.spec.content_digest());
+        assert_eq!(ann[SEQUENCE_ANNOTATION], "1800000000000");
+        assert_eq!(ann[WORKLOAD_UID_ANNOTATION], "u");
         assert_eq!(ann[ASSIGNMENT_ANNOTATION], "marshal-pol-1/baltic.isr");
         let label: ConfidentialityLabel = serde_json::from_str(&ann[CONFIDENTIALITY_ANNOTATION]).unwrap();
         assert_eq!(label, a.spec.confidentiality);
@@ -203,7 +227,7 @@ pub(crate) mod tests {
     fn invalid_template_names_the_field() {
         let mut a = assignment("SECRET");
         a.spec.template.spec = json!({"containers": [{"name": "c", "image": "i", "ports": "eighty"}]});
-        let err = build(&a).unwrap_err();
+        let err = build(&a, &accepted("SECRET"), &WorkloadPolicy::default()).unwrap_err();
         assert!(err.contains("containers[0].ports"), "{err}");
     }
 
@@ -211,7 +235,7 @@ pub(crate) mod tests {
     fn reserved_namespace_is_refused() {
         let mut a = assignment("SECRET");
         a.spec.workload.namespace = "kube-system".into();
-        assert!(build(&a).unwrap_err().contains("reserved"));
+        assert!(build(&a, &accepted("SECRET"), &WorkloadPolicy::default()).unwrap_err().contains("reserved"));
     }
 
     #[test]

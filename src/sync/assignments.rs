@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use futures::stream::{BoxStream, select_all};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Patch, PatchParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -20,13 +21,17 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use super::SyncContext;
-use super::apply::{ASSIGNMENT_ANNOTATION, DIGEST_ANNOTATION, MANAGED_BY_LABEL, apply_body, assignment_key, build};
-use super::error::{Error, is_conflict, is_not_found};
+use super::apply::{ASSIGNMENT_ANNOTATION, DIGEST_ANNOTATION, MANAGED_BY_LABEL, assignment_key, build};
+use super::error::{Error, is_not_found};
+use super::freshness::{self, Tombstone, WORKLOAD_UID_ANNOTATION};
+use super::host_policy::{self, WorkloadPolicy};
+use super::member_objects::{self, Applied, Tombstones};
 use super::recheck::{Refusal, authority, integrity, own_clearance, recheck};
 use crate::api::{
-    ASSIGNMENT_FINALIZER, Assignment, AssignmentPhase, AssignmentStatus, FIELD_MANAGER, MANAGED_BY,
-    MEMBER_CLEARANCE_CONFIGMAP, MemberCluster, SYNCER_FIELD_MANAGER, SecurityPolicy, cluster_namespace,
+    Assignment, AssignmentPhase, AssignmentStatus, MANAGED_BY, MEMBER_CLEARANCE_CONFIGMAP, MemberCluster,
+    SYNCER_FIELD_MANAGER, SecurityPolicy, cluster_namespace,
 };
+use crate::reflect::{Unreadables, guarded};
 
 /// Seconds the member server keeps a watch open (under the client's read timeout).
 const MEMBER_WATCH_TIMEOUT_S: u32 = 20;
@@ -38,6 +43,9 @@ const RETRY: Duration = Duration::from_secs(5);
 const RECENT: Duration = Duration::from_secs(10);
 /// Upper bound of one reconcile.
 const RECONCILE_TIMEOUT: Duration = Duration::from_secs(40);
+/// How long a tombstone lives when the removed instruction's `notAfter` is not known (its Assignment vanished
+/// while this syncer did not watch): longer than any validity the controller issues by default.
+const UNKNOWN_VALIDITY: i64 = 7 * 86_400;
 
 enum Trigger {
     One(String),
@@ -45,33 +53,34 @@ enum Trigger {
     WatchError(&'static str, String),
 }
 
-/// The syncer's view of one member and its hub namespace.
+/// The syncer's view of one member and its hub namespace. The hub's objects are read through guarded
+/// reflectors: one the syncer cannot parse is skipped, never taken for absent.
 struct Stores {
     assignments: Store<Assignment>,
+    unreadable: Unreadables,
     deployments: Store<Deployment>,
     clearance: Store<ConfigMap>,
     members: Store<MemberCluster>,
     policies: Store<SecurityPolicy>,
 }
 
-fn streams(cluster: &str, hub: &Client, member: &Client) -> (Stores, BoxStream<'static, Trigger>) {
+fn streams(
+    cluster: &str,
+    hub: &Client,
+    member: &Client,
+    reporter: &crate::reflect::Reporter,
+) -> (Stores, BoxStream<'static, Trigger>) {
     let hub_ns = cluster_namespace(cluster);
-    let (assignments, w1) = reflector::store();
     let (deployments, w2) = reflector::store();
     let (clearance, w3) = reflector::store();
-    let (members, w4) = reflector::store();
-    let (policies, w5) = reflector::store();
     let member_cfg = watcher::Config::default().timeout(MEMBER_WATCH_TIMEOUT_S);
     let ns_prefix = format!("{hub_ns}/");
-    let s1 = watcher(Api::<Assignment>::namespaced(hub.clone(), &hub_ns), watcher::Config::default())
-        .default_backoff()
-        .reflect(w1)
-        .touched_objects()
-        .map(|r| match r {
-            Ok(a) => Trigger::One(a.name_any()),
-            Err(e) => Trigger::WatchError("hub assignments", e.to_string()),
-        })
-        .boxed();
+    let (assignments, unreadable, s1) = guarded(
+        Api::<DeserializeGuard<Assignment>>::namespaced(hub.clone(), &hub_ns),
+        watcher::Config::default(),
+        reporter.clone(),
+    );
+    let s1 = s1.map(|a| Trigger::One(a.name_any())).boxed();
     let s2 = watcher(
         Api::<Deployment>::all(member.clone()),
         member_cfg.clone().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
@@ -96,22 +105,22 @@ fn streams(cluster: &str, hub: &Client, member: &Client) -> (Stores, BoxStream<'
     .touched_objects()
     .map(|r| r.map_or_else(|e| Trigger::WatchError("member clearance", e.to_string()), |_| Trigger::All))
     .boxed();
-    let s4 = watcher(
-        Api::<MemberCluster>::all(hub.clone()),
+    let (members, _, s4) = guarded(
+        Api::<DeserializeGuard<MemberCluster>>::all(hub.clone()),
         watcher::Config::default().fields(&format!("metadata.name={cluster}")),
+        reporter.clone(),
+    );
+    let s4 = s4.map(|_| Trigger::All).boxed();
+    let (policies, _, s5) = guarded(
+        Api::<DeserializeGuard<SecurityPolicy>>::all(hub.clone()),
+        watcher::Config::default(),
+        reporter.clone(),
+    );
+    let s5 = s5.map(|_| Trigger::All).boxed();
+    (
+        Stores { assignments, unreadable, deployments, clearance, members, policies },
+        select_all([s1, s2, s3, s4, s5]).boxed(),
     )
-    .default_backoff()
-    .reflect(w4)
-    .touched_objects()
-    .map(|r| r.map_or_else(|e| Trigger::WatchError("hub membercluster", e.to_string()), |_| Trigger::All))
-    .boxed();
-    let s5 = watcher(Api::<SecurityPolicy>::all(hub.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(w5)
-        .touched_objects()
-        .map(|r| r.map_or_else(|e| Trigger::WatchError("hub securitypolicies", e.to_string()), |_| Trigger::All))
-        .boxed();
-    (Stores { assignments, deployments, clearance, members, policies }, select_all([s1, s2, s3, s4, s5]).boxed())
 }
 
 /// The Assignment loop. `member_up` is kept by the heartbeat: while the member does not answer, work waits.
@@ -122,13 +131,29 @@ pub async fn run(
     identity: String,
     member_up: Arc<AtomicBool>,
 ) -> Result<(), Error> {
-    let (stores, mut triggers) = streams(&cluster, &ctx.hub, &member);
+    let (reporter, unreadable) = crate::reflect::Reporter::new(ctx.metrics.clone());
+    let (stores, mut triggers) = streams(&cluster, &ctx.hub, &member, &reporter);
     let recorder = Recorder::new(
         ctx.hub.clone(),
         Reporter { controller: "marshal-syncer".into(), instance: Some(identity.clone()) },
     );
-    let syncer =
-        Syncer { ctx: ctx.clone(), cluster: cluster.clone(), member, stores, recorder, recent: Default::default() };
+    let reports = tokio::spawn(crate::reflect::run_reporter(
+        unreadable,
+        recorder.clone(),
+        ctx.metrics.clone(),
+        Arc::new(AtomicBool::new(true)),
+    ));
+    let _stop_reports = AbortOnDrop(reports);
+    let syncer = Syncer {
+        ctx: ctx.clone(),
+        cluster: cluster.clone(),
+        tombstones: Tombstones::new(member.clone()),
+        member,
+        stores,
+        recorder,
+        recent: Default::default(),
+        last_seen: Default::default(),
+    };
 
     // Wait for every store to hold a full list before acting on anything (orphans in particular).
     {
@@ -184,6 +209,8 @@ pub async fn run(
         if !member_up.load(Ordering::Relaxed) {
             continue;
         }
+        // Tombstones of the whole batch's removals in one member write, before any of them is removed.
+        syncer.record_removals(&pending).await;
         while let Some(name) = pending.pop_first() {
             let result = tokio::time::timeout(RECONCILE_TIMEOUT, syncer.reconcile(&name))
                 .await
@@ -216,6 +243,15 @@ fn add(s: &Syncer, pending: &mut BTreeSet<String>, t: Trigger) {
 /// `(assignment, what)` → (value written, when).
 type Recent = BTreeMap<(String, &'static str), (String, Instant)>;
 
+/// Aborts a task when dropped (the syncer's helpers end with it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 struct Syncer {
     ctx: Arc<SyncContext>,
     cluster: String,
@@ -224,6 +260,11 @@ struct Syncer {
     recorder: Recorder,
     /// Writes whose watch events may not have reached the stores yet: `(assignment, what)` → (value, when).
     recent: std::sync::Mutex<Recent>,
+    /// The member's tombstones of removed workloads.
+    tombstones: Tombstones,
+    /// Per Assignment name, the highest sequence and latest `notAfter` seen (for the tombstone of an Assignment
+    /// that vanished without this syncer seeing it deleted).
+    last_seen: std::sync::Mutex<BTreeMap<String, (i64, jiff::Timestamp)>>,
 }
 
 /// What the status should say.
@@ -276,42 +317,129 @@ impl Syncer {
             .collect()
     }
 
+    /// The tombstone a removal of Assignment `name` leaves (`a`: the Assignment, if the store still has it), or
+    /// `None` when nothing of it runs in the member.
+    fn tombstone_for(&self, name: &str, a: Option<&Assignment>) -> Option<(String, Tombstone)> {
+        let deployments = self.deployments_of(name);
+        let d = deployments.first()?;
+        let ann = d.annotations();
+        let applied = freshness::applied_sequence(ann).unwrap_or(0);
+        let seen = self.last_seen.lock().ok().and_then(|m| m.get(name).copied());
+        let (seq, not_after) = match (a, seen) {
+            (Some(a), _) => (a.spec.sequence, a.spec.not_after.0),
+            (None, Some(seen)) => seen,
+            (None, None) => {
+                let later = jiff::Timestamp::now().as_second().saturating_add(UNKNOWN_VALIDITY);
+                (0, jiff::Timestamp::from_second(later).unwrap_or(jiff::Timestamp::MAX))
+            }
+        };
+        let uid = a.map_or_else(
+            || ann.get(WORKLOAD_UID_ANNOTATION).cloned().unwrap_or_default(),
+            |a| a.spec.workload.uid.clone(),
+        );
+        let key = freshness::key(&d.namespace().unwrap_or_default(), &d.name_any());
+        Some((key, Tombstone { uid, sequence: seq.max(applied), not_after }))
+    }
+
+    /// Records, in one member write, the tombstones of every removal in `names` (Assignments being deleted or
+    /// gone whose Deployments still run), before any of them is removed. A tombstone that cannot be written never
+    /// holds a removal back (removing is the safe direction); it is logged and counted.
+    async fn record_removals(&self, names: &BTreeSet<String>) {
+        let mut new = Vec::new();
+        for name in names {
+            let key = ObjectRef::new(name).within(&self.hub_ns());
+            if self.stores.unreadable.contains(Some(&self.hub_ns()), name) {
+                continue;
+            }
+            let a = self.stores.assignments.get(&key);
+            let removing = a.as_ref().is_none_or(|a| a.metadata.deletion_timestamp.is_some());
+            if removing && let Some(t) = self.tombstone_for(name, a.as_deref()) {
+                new.push(t);
+            }
+        }
+        self.record(&new).await;
+    }
+
+    async fn record(&self, new: &[(String, Tombstone)]) {
+        if let Err(e) = self.tombstones.record(&self.ctx.metrics, new).await {
+            warn!(cluster = %self.cluster, error = %e, "tombstones not recorded: replays of these removed workloads' \
+                  instructions are refused only once they expire");
+            self.ctx.metrics.reconcile_errors_total.with_label_values(&["syncer", e.category()]).inc();
+        }
+    }
+
     async fn reconcile(&self, name: &str) -> Result<(), Error> {
         let key = ObjectRef::new(name).within(&self.hub_ns());
         let Some(a) = self.stores.assignments.get(&key) else {
+            if self.stores.unreadable.contains(Some(&self.hub_ns()), name) {
+                // It exists but cannot be read: it is not gone, and nothing it made is removed because of it.
+                warn!(cluster = %self.cluster, assignment = %name, "Assignment cannot be read; the member keeps what runs");
+                return Ok(());
+            }
             // Orphans: the Assignment is gone (stale copies after a link comes back).
+            let tomb: Vec<(String, Tombstone)> = self.tombstone_for(name, None).into_iter().collect();
+            self.record(&tomb).await;
             for d in self.deployments_of(name) {
                 info!(cluster = %self.cluster, assignment = %name, "deleting orphaned member Deployment");
-                self.delete_deployment(&d).await?;
+                member_objects::delete_deployment(&self.member, &self.ctx.metrics, &d).await?;
             }
             return Ok(());
         };
         if a.metadata.deletion_timestamp.is_some() {
             return self.remove(&a).await;
         }
-        // Integrity first (cluster, digest, signature), then the member's own clearance.
-        let authority = authority();
-        if let Err(refusal) = integrity(&a, &self.cluster, &authority.trust.ring()) {
-            return self.refuse(&a, refusal).await;
+        if let Ok(mut seen) = self.last_seen.lock() {
+            let entry = seen.entry(name.to_string()).or_insert((a.spec.sequence, a.spec.not_after.0));
+            *entry = (entry.0.max(a.spec.sequence), entry.1.max(a.spec.not_after.0));
         }
+        // The host's configuration: its clearance, policies, workload policy and signature demand.
+        let authority = authority();
         let configmap = self.stores.clearance.state().into_iter().find(|c| c.name_any() == MEMBER_CLEARANCE_CONFIGMAP);
         let own = own_clearance(&authority.clearance, configmap.as_deref());
+        // Integrity first (cluster, digest, signature): with the keys the host names itself when it demands
+        // signatures, else those of the process.
+        let ring = match own.as_ref() {
+            Some(Ok(c)) => match c.demanded_keys() {
+                Ok(Some(ring)) => Ok(Some(ring)),
+                Ok(None) => authority.trust.ring(),
+                Err(e) => Err(e),
+            },
+            _ => authority.trust.ring(),
+        };
+        if let Err(refusal) = integrity(&a, &self.cluster, &ring) {
+            return self.refuse(&a, refusal).await;
+        }
         let Some(mc) = self.stores.members.get(&ObjectRef::new(&self.cluster)) else {
             return Err(Error::Watch(format!("MemberCluster {} not found on the hub", self.cluster)));
         };
         let policies: Vec<SecurityPolicy> = self.stores.policies.state().iter().map(|p| (**p).clone()).collect();
-        if let Err(refusal) = recheck(&a, &self.cluster, &mc, own.as_ref(), &policies, jiff::Timestamp::now()) {
-            return self.refuse(&a, refusal).await;
-        }
-        let (namespace, deployment) = match build(&a) {
+        let now = jiff::Timestamp::now();
+        let accepted = match recheck(&a, &self.cluster, &mc, own.as_ref(), &policies, now) {
+            Ok(accepted) => accepted,
+            Err(refusal) => return self.refuse(&a, refusal).await,
+        };
+        let policy: WorkloadPolicy = match own.as_ref() {
+            Some(Ok(c)) => c.workload_policy.clone(),
+            _ => WorkloadPolicy::default(),
+        };
+        let (namespace, deployment) = match build(&a, &accepted, &policy) {
             Ok(objects) => objects,
             Err(message) => {
                 let core = Core { phase: AssignmentPhase::Failed, ready: 0, digest: String::new(), message };
                 return self.report(&a, core).await;
             }
         };
+        // What may run here is the host's call: its workload policy, whatever the hub signed.
+        let template_annotations = a.spec.template.metadata.as_ref().map(|m| m.annotations.clone()).unwrap_or_default();
+        let pod = deployment.spec.template.spec.clone().unwrap_or_default();
+        let violations = host_policy::check_pod(&policy, &pod, &template_annotations);
+        if !violations.is_empty() {
+            let refusal = Refusal { reason: "HostPolicyViolation", message: host_policy::summary(&violations) };
+            return self.refuse(&a, refusal).await;
+        }
         let ns = a.spec.workload.namespace.clone();
         let dname = a.spec.workload.name.clone();
+        let content = a.spec.content_digest();
         let existing = self.stores.deployments.get(&ObjectRef::new(&dname).within(&ns));
         let current = match existing {
             Some(d) if d.annotations().get(ASSIGNMENT_ANNOTATION) != Some(&assignment_key(&a)) => {
@@ -319,18 +447,38 @@ impl Syncer {
                 let core = Core { phase: AssignmentPhase::Failed, ready: 0, digest: String::new(), message };
                 return self.report(&a, core).await;
             }
-            Some(d) if d.annotations().get(DIGEST_ANNOTATION) == Some(&a.spec.digest) => (*d).clone(),
-            stale if self.recently(name, "apply", &a.spec.digest) => stale.map(|d| (*d).clone()).unwrap_or_default(),
-            _ => match self.apply(&namespace, &deployment).await? {
-                Ok(d) => {
-                    self.remember(name, "apply", a.spec.digest.clone());
-                    d
+            Some(d) if d.annotations().get(DIGEST_ANNOTATION) == Some(&content) => (*d).clone(),
+            stale if self.recently(name, "apply", &content) => stale.map(|d| (*d).clone()).unwrap_or_default(),
+            stale => {
+                // Something must be written: only from a fresh instruction (before notAfter, not older than
+                // what runs or was removed here).
+                let applied = stale.as_ref().and_then(|d| freshness::applied_sequence(d.annotations()));
+                let tomb = self.tombstones.get(&freshness::key(&ns, &dname)).await?;
+                if let Err(refusal) = freshness::check(&a, applied, tomb.as_ref(), now) {
+                    return self.refuse(&a, refusal).await;
                 }
-                Err(message) => {
-                    let core = Core { phase: AssignmentPhase::Failed, ready: 0, digest: String::new(), message };
-                    return self.report(&a, core).await;
+                match member_objects::ensure_namespace(&self.member, &self.ctx.metrics, &namespace, &policy).await? {
+                    Ok(()) => {}
+                    Err(v) => {
+                        let refusal = Refusal { reason: "HostPolicyViolation", message: v.to_string() };
+                        return self.refuse(&a, refusal).await;
+                    }
                 }
-            },
+                match member_objects::apply_deployment(&self.member, &self.ctx.metrics, &deployment).await? {
+                    Applied::Done(d) => {
+                        self.remember(name, "apply", content.clone());
+                        *d
+                    }
+                    Applied::Failed(message) => {
+                        let core = Core { phase: AssignmentPhase::Failed, ready: 0, digest: String::new(), message };
+                        return self.report(&a, core).await;
+                    }
+                    Applied::Refused(v) => {
+                        let refusal = Refusal { reason: "HostPolicyViolation", message: v.to_string() };
+                        return self.refuse(&a, refusal).await;
+                    }
+                }
+            }
         };
         let ready = current
             .status
@@ -340,80 +488,30 @@ impl Syncer {
         let core = Core {
             phase: AssignmentPhase::Applied,
             ready: u32::try_from(ready).unwrap_or(0),
-            digest: a.spec.digest.clone(),
+            digest: content,
             message: String::new(),
         };
         self.report(&a, core).await
     }
 
-    /// Creates the Namespace if missing and applies the Deployment. `Ok(Err)`: a conflict to report as Failed.
-    async fn apply(&self, namespace: &Namespace, d: &Deployment) -> Result<Result<Deployment, String>, Error> {
-        let ns = namespace.name_any();
-        let name = d.name_any();
-        let ns_api: Api<Namespace> = Api::all(self.member.clone());
-        if ns_api.get_opt(&ns).await.map_err(Error::member(format!("read Namespace {ns}")))?.is_none() {
-            match ns_api.create(&PostParams::default(), namespace).await {
-                Ok(_) => self.ctx.metrics.write("member", "create", "namespaces"),
-                Err(e) if is_conflict(&e) => {}
-                Err(e) => return Err(Error::member(format!("create Namespace {ns}"))(e)),
-            }
-        }
-        let api: Api<Deployment> = Api::namespaced(self.member.clone(), &ns);
-        // A Deployment that Marshal does not manage is never taken over.
-        if let Some(other) = api.get_opt(&name).await.map_err(Error::member(format!("read Deployment {ns}/{name}")))?
-            && other.labels().get(MANAGED_BY_LABEL).map(String::as_str) != Some(MANAGED_BY)
-        {
-            return Ok(Err(format!("Deployment {ns}/{name} exists in the member and is not managed by Marshal")));
-        }
-        let body = apply_body(d).map_err(Error::InvalidAssignment)?;
-        let applied = api
-            .patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body))
-            .await
-            .map_err(Error::member(format!("apply Deployment {ns}/{name}")))?;
-        self.ctx.metrics.write("member", "apply", "deployments");
-        info!(cluster = %self.cluster, deployment = %format!("{ns}/{name}"), "applied");
-        Ok(Ok(applied))
-    }
-
-    async fn delete_deployment(&self, d: &Deployment) -> Result<(), Error> {
-        let ns = d.namespace().unwrap_or_default();
-        let name = d.name_any();
-        let api: Api<Deployment> = Api::namespaced(self.member.clone(), &ns);
-        match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => {
-                self.ctx.metrics.write("member", "delete", "deployments");
-                info!(cluster = %self.cluster, deployment = %format!("{ns}/{name}"), "deleted");
-                Ok(())
-            }
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(Error::member(format!("delete Deployment {ns}/{name}"))(e)),
-        }
-    }
-
-    /// Deletion: remove the member Deployment, then the finalizer.
+    /// Deletion: record the tombstone, remove the member Deployment, then say so in status (`Removed`); the
+    /// controller releases the finalizer (it keeps every finalizer: the agent may only write status).
     async fn remove(&self, a: &Assignment) -> Result<(), Error> {
         let name = a.name_any();
+        let tomb: Vec<(String, Tombstone)> = self.tombstone_for(&name, Some(a)).into_iter().collect();
+        self.record(&tomb).await;
         for d in self.deployments_of(&name) {
             if d.metadata.deletion_timestamp.is_none() {
-                self.delete_deployment(&d).await?;
+                member_objects::delete_deployment(&self.member, &self.ctx.metrics, &d).await?;
             }
         }
-        let finalizers = a.finalizers();
-        if !finalizers.iter().any(|f| f == ASSIGNMENT_FINALIZER) {
-            return Ok(());
-        }
-        let rest: Vec<&String> = finalizers.iter().filter(|f| *f != ASSIGNMENT_FINALIZER).collect();
-        let patch = json!({"metadata": {"finalizers": rest, "resourceVersion": a.resource_version()}});
-        let api: Api<Assignment> = Api::namespaced(self.ctx.hub.clone(), &self.hub_ns());
-        match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(_) => {
-                self.ctx.metrics.write("hub", "patch", "assignments");
-                info!(cluster = %self.cluster, assignment = %name, "member objects removed; finalizer released");
-                Ok(())
-            }
-            Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(Error::hub(format!("remove finalizer of Assignment {name}"))(e)),
-        }
+        let core = Core {
+            phase: AssignmentPhase::Removed,
+            ready: 0,
+            digest: String::new(),
+            message: "member objects removed".into(),
+        };
+        self.report(a, core).await
     }
 
     /// Refuses an Assignment: status Refused, an Event and the refusal metric (once per refusal). A clearance
@@ -422,7 +520,7 @@ impl Syncer {
     async fn refuse(&self, a: &Assignment, refusal: Refusal) -> Result<(), Error> {
         if !refusal.keeps_running() {
             for d in self.deployments_of(&a.name_any()) {
-                self.delete_deployment(&d).await?;
+                member_objects::delete_deployment(&self.member, &self.ctx.metrics, &d).await?;
             }
         }
         let message = format!("{}: {}", refusal.reason, refusal.message);

@@ -8,7 +8,11 @@ pub mod budget;
 pub mod capacity;
 pub mod credentials;
 pub mod error;
+pub mod freshness;
 pub mod heartbeat;
+pub mod host_config;
+pub mod host_policy;
+pub mod member_objects;
 pub mod member_status;
 pub mod recheck;
 pub mod supervisor;
@@ -31,6 +35,8 @@ pub struct SyncConfig {
     pub capacity_interval: Duration,
     /// Write budget of each member (default 20 writes/s, burst 20).
     pub write_budget: budget::Budget,
+    /// The hub's signing-key Secret (`NAMESPACE/NAME`): never accepted as a member kubeconfig Secret.
+    pub signing_secret: Option<String>,
 }
 
 impl Default for SyncConfig {
@@ -40,6 +46,7 @@ impl Default for SyncConfig {
             cluster_grace: Duration::from_secs(15),
             capacity_interval: Duration::from_secs(10),
             write_budget: budget::Budget::default(),
+            signing_secret: None,
         }
     }
 }

@@ -5,58 +5,24 @@
 //!   the syncer trusts signing keys) it carries a valid signature by a trusted key. A failure means the
 //!   instruction is not authentic: it is refused and whatever the member runs from an earlier, verified
 //!   instruction keeps running ([`Refusal::keeps_running`]).
-//! - **clearance** ([`recheck`]): the label must pass accreditation, access control and host admission against
-//!   the member's own clearance. Where that clearance comes from is the [`ClearanceSource`] of the process:
-//!   push mode reads the member ConfigMap `marshal-system/marshal-clearance` and falls back to the hub's
-//!   MemberCluster spec; the agent reads its local file or that ConfigMap and never the hub's spec. A failure
-//!   removes the member's copy (the member must not hold what it is not cleared for).
+//! - **clearance** ([`recheck`]): the label must pass accreditation, access control (under the member's own
+//!   security policies) and host admission against the member's own clearance, and the member's nation must be
+//!   in the workload's residency. Where that host configuration comes from is the [`ClearanceSource`] of the
+//!   process: push mode reads the member ConfigMap `marshal-system/marshal-clearance` and, only when the host
+//!   installed none, falls back to the hub's MemberCluster spec and SecurityPolicies; the agent reads its local
+//!   file or that ConfigMap and never the hub's. A failure removes the member's copy (the member must not hold
+//!   what it is not cleared for).
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use serde::Deserialize;
 
-use crate::api::{Admission, Assignment, Clearance, MemberCluster, SecurityPolicy, SecurityPolicySpec};
-use crate::placement::filters::member_recheck;
+pub use super::host_config::{CLEARANCE_KEY, MemberClearance, parse_clearance_file, parse_member_clearance};
+use crate::api::{Admission, Assignment, MemberCluster, SecurityPolicy};
+use crate::placement::filters::{accredited, host_admission, sovereignty};
 use crate::placement::model::{ClusterFacts, Settings, Snapshot};
 use crate::signing::{KeyRing, Trust};
-
-/// Key of the clearance document in the member ConfigMap.
-pub const CLEARANCE_KEY: &str = "clearance.yaml";
-
-/// The host nation's own clearance, from the member ConfigMap or the agent's `--clearance` file.
-#[derive(Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct MemberClearance {
-    /// Host nation; absent: the MemberCluster's.
-    #[serde(default)]
-    pub nation: Option<String>,
-    /// What the member may hold.
-    pub clearance: Clearance,
-    /// What the host accepts; absent: every owner, up to what the clearance allows.
-    #[serde(default)]
-    pub admission: Option<Admission>,
-    /// The security policies (SPIFs) the host trusts; when given, they replace the hub's SecurityPolicies in
-    /// the re-check (so the hub cannot reorder classifications or retype categories).
-    #[serde(default)]
-    pub policies: Vec<SecurityPolicySpec>,
-}
-
-/// Parses the member ConfigMap. An error is fail-closed: every Assignment is refused until it is fixed.
-pub fn parse_member_clearance(cm: &ConfigMap) -> Result<MemberClearance, String> {
-    let text = cm
-        .data
-        .as_ref()
-        .and_then(|d| d.get(CLEARANCE_KEY))
-        .ok_or_else(|| format!("ConfigMap marshal-system/marshal-clearance has no key {CLEARANCE_KEY}"))?;
-    serde_yaml::from_str(text).map_err(|e| format!("ConfigMap marshal-system/marshal-clearance {CLEARANCE_KEY}: {e}"))
-}
-
-/// Parses a clearance file (the same YAML as the ConfigMap's `clearance.yaml`).
-pub fn parse_clearance_file(text: &str, path: &str) -> Result<MemberClearance, String> {
-    serde_yaml::from_str(text).map_err(|e| format!("clearance file {path}: {e}"))
-}
 
 /// Where the member's own clearance comes from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -124,9 +90,24 @@ pub struct Refusal {
     pub message: String,
 }
 
-/// Integrity refusals: the instruction is not authentic, so it changes nothing in the member.
-const INTEGRITY: &[&str] =
-    &["ClusterMismatch", "DigestMismatch", "Unsigned", "UnknownSigningKey", "BadSignature", "TrustInvalid"];
+/// Integrity refusals: the instruction is not authentic or not fresh, so it changes nothing in the member.
+const INTEGRITY: &[&str] = &[
+    "ClusterMismatch",
+    "DigestMismatch",
+    "Unsigned",
+    "UnknownSigningKey",
+    "BadSignature",
+    "TrustInvalid",
+    "StaleSequence",
+    "Expired",
+];
+
+/// Freshness refusals: the controller answers them by issuing the instruction again (a new sequence and
+/// `notAfter`), never by changing what runs.
+pub fn refusal_wants_renewal(status_message: &str) -> bool {
+    let reason = status_message.split_once(':').map_or(status_message, |(r, _)| r);
+    matches!(reason.trim(), "StaleSequence" | "Expired")
+}
 
 /// Whether a refusal reported in an Assignment's status (`<Reason>: <detail>`) left the member's copy running.
 pub fn refusal_keeps_running(status_message: &str) -> bool {
@@ -151,7 +132,7 @@ pub fn integrity(a: &Assignment, cluster: &str, ring: &Result<Option<KeyRing>, S
             message: format!("assignment is for cluster {}, this is {cluster}", a.spec.cluster),
         });
     }
-    let expected = a.spec.compute_digest();
+    let expected = a.compute_digest();
     if a.spec.digest != expected {
         return Err(Refusal {
             reason: "DigestMismatch",
@@ -168,13 +149,12 @@ pub fn integrity(a: &Assignment, cluster: &str, ring: &Result<Option<KeyRing>, S
     }
 }
 
-/// The facts the member checks against: the MemberCluster, with the member's own clearance in force.
+/// The facts the member checks against: the MemberCluster, with the member's own clearance, nation and admission
+/// in force when the host configured them.
 pub fn member_facts(mc: &MemberCluster, own: Option<&MemberClearance>) -> ClusterFacts {
     let mut mc = mc.clone();
     if let Some(own) = own {
-        if let Some(n) = &own.nation {
-            mc.spec.nation = n.clone();
-        }
+        mc.spec.nation = own.nation.clone();
         mc.spec.clearance = own.clearance.clone();
         mc.spec.admission =
             own.admission.clone().unwrap_or(Admission { owner_nations: vec!["*".into()], max_classification: None });
@@ -182,8 +162,20 @@ pub fn member_facts(mc: &MemberCluster, own: Option<&MemberClearance>) -> Cluste
     ClusterFacts::from_crd(&mc, None)
 }
 
+/// What the member accepted: the label's classification under the member's own policy (a label matched through
+/// an alternative is labelled with the member's national classification, so the member guard and the re-check
+/// agree).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    /// Policy identifier of the member's clearance.
+    pub policy: String,
+    /// The classification under that policy.
+    pub classification: String,
+}
+
 /// Re-checks an Assignment: cluster and digest (signatures are [`integrity`]'s), then the clearance. `own` is
-/// the member's own clearance (`None`: the MemberCluster spec is in force, push mode only).
+/// the member's own host configuration (`None`: the host installed none, push mode only, and the MemberCluster
+/// spec and the hub's `policies` are in force). With a host configuration only its own policies count.
 pub fn recheck(
     a: &Assignment,
     cluster: &str,
@@ -191,7 +183,7 @@ pub fn recheck(
     own: Option<&Result<MemberClearance, String>>,
     policies: &[SecurityPolicy],
     now: jiff::Timestamp,
-) -> Result<(), Refusal> {
+) -> Result<Accepted, Refusal> {
     integrity(a, cluster, &Ok(None))?;
     let own = match own {
         None => None,
@@ -201,7 +193,17 @@ pub fn recheck(
     let facts = member_facts(mc, own);
     let local: Vec<SecurityPolicy>;
     let policies = match own {
-        Some(c) if !c.policies.is_empty() => {
+        Some(c) => {
+            if !c.policies.iter().any(|p| p.policy_identifier == c.clearance.policy) {
+                return Err(Refusal {
+                    reason: "PolicyNotHeld",
+                    message: format!(
+                        "member clearance: the host configuration holds no security policy {} (add it under \
+                         `policies`: the member never uses the hub's SecurityPolicies)",
+                        c.clearance.policy
+                    ),
+                });
+            }
             local = c
                 .policies
                 .iter()
@@ -209,12 +211,28 @@ pub fn recheck(
                 .collect();
             &local[..]
         }
-        _ => policies,
+        None => policies,
+    };
+    let source = if own.is_some() { "member clearance" } else { "MemberCluster clearance" };
+    let refuse = |f: crate::placement::filters::Fail| Refusal {
+        reason: f.reason.as_str(),
+        message: format!("{source}: {}", f.message),
     };
     let snap = Snapshot::new(policies, vec![facts.clone()], &[], Settings::default());
-    let source = if own.is_some() { "member clearance" } else { "MemberCluster clearance" };
-    member_recheck(&facts, &a.spec.confidentiality, &a.spec.owner, &snap, now)
-        .map_err(|f| Refusal { reason: f.reason.as_str(), message: format!("{source}: {}", f.message) })
+    accredited(&facts, now).map_err(refuse)?;
+    let m = sovereignty(&facts, &a.spec.confidentiality, &snap).map_err(refuse)?;
+    host_admission(&facts, &a.spec.owner, &m).map_err(refuse)?;
+    if !a.spec.residency.is_empty() && !a.spec.residency.contains(&facts.nation) {
+        return Err(Refusal {
+            reason: "ResidencyViolation",
+            message: format!(
+                "{source}: the workload's data may reside only in {}; this member's nation is {}",
+                a.spec.residency.join(", "),
+                facts.nation
+            ),
+        });
+    }
+    Ok(Accepted { policy: facts.clearance.policy.clone(), classification: m.classification.to_string() })
 }
 
 #[cfg(test)]
@@ -222,6 +240,9 @@ mod tests {
     use super::*;
     use crate::sync::apply::tests::assignment;
     use serde_json::json;
+
+    const NATO: &str = "{policyIdentifier: NATO, classifications: [UNCLASSIFIED, RESTRICTED, CONFIDENTIAL, SECRET, \
+                        COSMIC TOP SECRET], categories: [{tagName: Releasable To, type: Permissive}]}";
 
     fn policy() -> SecurityPolicy {
         serde_json::from_value(json!({
@@ -250,24 +271,35 @@ mod tests {
             .unwrap()
     }
 
+    /// A host configuration for POL with these classifications and the NATO policy.
+    fn host(classifications: &str) -> String {
+        format!(
+            "nation: POL\nclearance:\n  policy: NATO\n  classifications: [{classifications}]\n  \
+             categories: [{{tagName: Releasable To, values: [POL, NATO]}}]\n  reviewBy: \"2099-01-01T00:00:00Z\"\n\
+             policies:\n- {NATO}\n"
+        )
+    }
+
     fn now() -> jiff::Timestamp {
         jiff::Timestamp::from_second(1_800_000_000).unwrap()
+    }
+
+    fn reason(r: Result<Accepted, Refusal>) -> Result<String, &'static str> {
+        r.map(|a| a.classification).map_err(|r| r.reason)
     }
 
     #[test]
     fn secret_is_refused_by_a_restricted_member_configmap() {
         let a = assignment("SECRET");
         let hub = member(&["UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET"]);
-        assert_eq!(recheck(&a, "pol-1", &hub, None, &[policy()], now()), Ok(()));
-        let own = parse_member_clearance(&configmap(
-            "nation: POL\nclearance:\n  policy: NATO\n  classifications: [UNCLASSIFIED, RESTRICTED]\n  \
-             categories: [{tagName: Releasable To, values: [POL, NATO]}]\n  reviewBy: \"2099-01-01T00:00:00Z\"\n",
-        ));
+        assert_eq!(reason(recheck(&a, "pol-1", &hub, None, &[policy()], now())), Ok("SECRET".into()));
+        let own = parse_member_clearance(&configmap(&host("UNCLASSIFIED, RESTRICTED")));
         assert!(own.is_ok(), "{own:?}");
         let r = recheck(&a, "pol-1", &hub, Some(&own), &[policy()], now()).unwrap_err();
         assert_eq!(r.reason, "ClassificationNotCleared");
         assert!(r.message.starts_with("member clearance"), "{}", r.message);
-        assert_eq!(recheck(&assignment("RESTRICTED"), "pol-1", &hub, Some(&own), &[policy()], now()), Ok(()));
+        let ok = recheck(&assignment("RESTRICTED"), "pol-1", &hub, Some(&own), &[policy()], now());
+        assert_eq!(reason(ok), Ok("RESTRICTED".into()));
     }
 
     #[test]
@@ -285,6 +317,13 @@ mod tests {
         assert_eq!(recheck(&a, "pol-1", &hub, None, &[policy()], now()).unwrap_err().reason, "DigestMismatch");
         let a = assignment("SECRET");
         assert_eq!(recheck(&a, "deu-1", &hub, None, &[policy()], now()).unwrap_err().reason, "ClusterMismatch");
+        // The digest binds the Assignment's namespace and name: a copy elsewhere does not verify.
+        let mut moved = assignment("SECRET");
+        moved.metadata.name = Some("baltic.other".into());
+        assert_eq!(integrity(&moved, "pol-1", &Ok(None)).unwrap_err().reason, "DigestMismatch");
+        let mut moved = assignment("SECRET");
+        moved.metadata.namespace = Some("marshal-deu-1".into());
+        assert_eq!(integrity(&moved, "pol-1", &Ok(None)).unwrap_err().reason, "DigestMismatch");
     }
 
     #[test]
@@ -327,7 +366,7 @@ mod tests {
         let mut a = signed("SECRET", &old);
         a.spec.confidentiality.classification = "RESTRICTED".into();
         assert_eq!(integrity(&a, "pol-1", &only_old).unwrap_err().reason, "DigestMismatch");
-        a.spec.digest = a.spec.compute_digest();
+        a.spec.digest = a.compute_digest();
         assert_eq!(integrity(&a, "pol-1", &only_old).unwrap_err().reason, "BadSignature");
         // A signature moved onto another Assignment's digest does not verify either.
         let mut other = signed("RESTRICTED", &old);
@@ -347,23 +386,37 @@ mod tests {
     }
 
     #[test]
-    fn integrity_refusals_keep_running_clearance_refusals_remove() {
-        for reason in ["ClusterMismatch", "DigestMismatch", "Unsigned", "UnknownSigningKey", "BadSignature"] {
+    fn integrity_and_freshness_refusals_keep_running_clearance_refusals_remove() {
+        for reason in [
+            "ClusterMismatch",
+            "DigestMismatch",
+            "Unsigned",
+            "UnknownSigningKey",
+            "BadSignature",
+            "StaleSequence",
+            "Expired",
+        ] {
             assert!(Refusal { reason, message: String::new() }.keeps_running(), "{reason}");
             assert!(refusal_keeps_running(&format!("{reason}: detail")), "{reason}");
         }
+        assert!(refusal_wants_renewal("Expired: notAfter passed") && refusal_wants_renewal("StaleSequence: x"));
+        assert!(!refusal_wants_renewal("BadSignature: x"));
         assert!(!refusal_keeps_running("ClassificationNotCleared: CONFIDENTIAL is not cleared"));
         assert!(!refusal_keeps_running(""));
-        for reason in ["ClassificationNotCleared", "NotReleasable", "HostRefused", "MemberClearanceInvalid"] {
+        for reason in [
+            "ClassificationNotCleared",
+            "NotReleasable",
+            "HostRefused",
+            "MemberClearanceInvalid",
+            "HostPolicyViolation",
+        ] {
             assert!(!Refusal { reason, message: String::new() }.keeps_running(), "{reason}");
         }
     }
 
     #[test]
     fn clearance_sources() {
-        let cm = configmap(
-            "clearance:\n  policy: NATO\n  classifications: [UNCLASSIFIED]\n  reviewBy: \"2099-01-01T00:00:00Z\"\n",
-        );
+        let cm = configmap(&host("UNCLASSIFIED"));
         // Push: the ConfigMap if present, else the hub spec (None).
         assert!(own_clearance(&ClearanceSource::ConfigMapOrHub, None).is_none());
         assert!(matches!(own_clearance(&ClearanceSource::ConfigMapOrHub, Some(&cm)), Some(Ok(_))));
@@ -374,7 +427,7 @@ mod tests {
         let path = dir.with_extension("yaml");
         let absent = own_clearance(&ClearanceSource::File(path.clone()), Some(&cm)).unwrap().unwrap_err();
         assert!(absent.contains("clearance file"), "{absent}");
-        std::fs::write(&path, "clearance:\n  policy: NATO\n  classifications: [UNCLASSIFIED, RESTRICTED]\n  reviewBy: \"2099-01-01T00:00:00Z\"\n").unwrap();
+        std::fs::write(&path, host("UNCLASSIFIED, RESTRICTED")).unwrap();
         let own = own_clearance(&ClearanceSource::File(path.clone()), Some(&cm)).unwrap().unwrap();
         assert_eq!(own.clearance.classifications, ["UNCLASSIFIED", "RESTRICTED"]);
         let _ = std::fs::remove_file(&path);
@@ -385,22 +438,39 @@ mod tests {
     }
 
     #[test]
-    fn local_policies_replace_the_hubs() {
+    fn local_policies_replace_the_hubs_and_none_means_refused() {
         // The hub's SPIF makes "Releasable To" Permissive (one held value suffices); the host's own SPIF makes
         // it Restrictive (every value must be held), so a label releasable to POL and DEU no longer passes.
-        let text = "clearance:\n  policy: NATO\n  classifications: [RESTRICTED]\n  \
+        let text = "nation: POL\nclearance:\n  policy: NATO\n  classifications: [RESTRICTED]\n  \
                     categories: [{tagName: Releasable To, values: [POL]}]\n  reviewBy: \"2099-01-01T00:00:00Z\"\n\
                     policies:\n- {policyIdentifier: NATO, classifications: [UNCLASSIFIED, RESTRICTED], \
                     categories: [{tagName: Releasable To, type: Restrictive, values: [POL, DEU]}]}\n";
-        let own: MemberClearance = serde_yaml::from_str(text).unwrap();
+        let own = parse_clearance_file(text, "t").unwrap();
         let hub = member(&["RESTRICTED"]);
         let mut a = assignment("RESTRICTED");
         a.spec.confidentiality.categories[0].values = vec!["POL".into(), "DEU".into()];
-        a.spec.digest = a.spec.compute_digest();
+        a.spec.digest = a.compute_digest();
         let r = recheck(&a, "pol-1", &hub, Some(&Ok(own.clone())), &[policy()], now()).map_err(|r| r.reason);
-        assert_eq!(r, Err("NotReleasable"));
+        assert_eq!(r.map(|_| ()), Err("NotReleasable"));
+        // Without local policies the member holds no policy at all: the hub's (which would accept) never count.
         let mut without = own;
         without.policies.clear();
-        assert_eq!(recheck(&a, "pol-1", &hub, Some(&Ok(without)), &[policy()], now()), Ok(()));
+        let r = recheck(&a, "pol-1", &hub, Some(&Ok(without)), &[policy()], now()).unwrap_err();
+        assert_eq!(r.reason, "PolicyNotHeld");
+        assert!(r.message.contains("NATO"), "{}", r.message);
+    }
+
+    #[test]
+    fn the_member_rechecks_residency_with_its_own_nation() {
+        let hub = member(&["RESTRICTED"]);
+        let mut a = assignment("RESTRICTED");
+        a.spec.residency = vec!["POL".into()];
+        a.spec.digest = a.compute_digest();
+        assert!(recheck(&a, "pol-1", &hub, None, &[policy()], now()).is_ok());
+        // The host says it is AUT (the hub believes POL): residency POL is violated, in the member's words.
+        let own = parse_clearance_file(&host("RESTRICTED").replace("nation: POL", "nation: AUT"), "t").unwrap();
+        let r = recheck(&a, "pol-1", &hub, Some(&Ok(own)), &[policy()], now()).unwrap_err();
+        assert_eq!(r.reason, "ResidencyViolation");
+        assert!(r.message.contains("AUT") && r.message.contains("POL"), "{}", r.message);
     }
 }

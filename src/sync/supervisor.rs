@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::api::Api;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -37,22 +37,21 @@ struct Task {
 
 /// Runs one syncer per Push MemberCluster until `shutdown` resolves.
 pub async fn run_push(ctx: Arc<SyncContext>, shutdown: impl Future<Output = ()> + Send) -> Result<(), Error> {
-    let (store, writer) = reflector::store::<MemberCluster>();
-    let mut events = watcher(Api::<MemberCluster>::all(ctx.hub.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
-        .touched_objects()
-        .boxed();
+    let (reporter, _) = crate::reflect::Reporter::new(ctx.metrics.clone());
+    let (store, _, events) = crate::reflect::guarded(
+        Api::<kube::core::DeserializeGuard<MemberCluster>>::all(ctx.hub.clone()),
+        watcher::Config::default(),
+        reporter,
+    );
+    let mut events = events.boxed();
     let mut tasks: HashMap<String, Task> = HashMap::new();
     let mut tick = tokio::time::interval(SUPERVISE);
     tokio::pin!(shutdown);
     let result = loop {
         tokio::select! {
             _ = &mut shutdown => break Ok(()),
-            ev = events.next() => match ev {
-                Some(Ok(_)) => {}
-                Some(Err(e)) => warn!(error = %e, "MemberCluster watch failed; retrying"),
-                None => break Err(Error::Watch("MemberCluster watch ended".into())),
+            ev = events.next() => if ev.is_none() {
+                break Err(Error::Watch("MemberCluster watch ended".into()));
             },
             _ = tick.tick() => {}
         }
@@ -101,7 +100,7 @@ async fn member_task(ctx: Arc<SyncContext>, cluster: String, secret: Option<Secr
     let mut backoff = Duration::from_secs(1);
     let mut last_refusal: Option<CredentialError> = None;
     loop {
-        let text = match read_kubeconfig(&ctx.hub, secret.as_ref()).await {
+        let text = match read_kubeconfig(&ctx.hub, secret.as_ref(), ctx.config.signing_secret.as_deref()).await {
             Ok(t) => t,
             Err(e) => {
                 warn!(%cluster, error = %e, "cannot read the kubeconfig Secret; retrying");
@@ -157,7 +156,7 @@ async fn wait_for_change(
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             return;
         }
-        match read_kubeconfig(&ctx.hub, secret).await {
+        match read_kubeconfig(&ctx.hub, secret, ctx.config.signing_secret.as_deref()).await {
             Ok(now) if &now != last => return,
             _ => {}
         }

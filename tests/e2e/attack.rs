@@ -129,7 +129,8 @@ pub fn namespace_writer(cluster: &str) -> String {
 /// Removes the namespace writer.
 pub fn remove_namespace_writer(cluster: &str) {
     let ns = format!("marshal-{cluster}");
-    let _ = kubectl("hub", &["delete", "-n", &ns, "serviceaccount,role,rolebinding", "e2e-writer", "--ignore-not-found"]);
+    let _ =
+        kubectl("hub", &["delete", "-n", &ns, "serviceaccount,role,rolebinding", "e2e-writer", "--ignore-not-found"]);
 }
 
 /// kubectl with a kubeconfig file and `input` on stdin.
@@ -199,9 +200,20 @@ pub fn clean_namespace(ns: &str) {
     if gone.is_none() {
         eprintln!("  cleanup: workloads of {ns} not gone after 60 s; removing their finalizers");
         let strip = r#"{"metadata":{"finalizers":null}}"#;
-        for a in kubectl("hub", &["get", "asg", "-A", "-l", &selector, "-o", "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{\"\\n\"}{end}"])
-            .unwrap_or_default()
-            .lines()
+        for a in kubectl(
+            "hub",
+            &[
+                "get",
+                "asg",
+                "-A",
+                "-l",
+                &selector,
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name}{\"\\n\"}{end}",
+            ],
+        )
+        .unwrap_or_default()
+        .lines()
         {
             if let Some((n, name)) = a.split_once('/') {
                 let _ = kubectl("hub", &["patch", "asg", "-n", n, name, "--type=merge", "-p", strip]);
@@ -232,13 +244,17 @@ pub fn host_configmap(cluster: &str, yaml: &str) {
 
 /// Removes a member's host configuration.
 pub fn remove_host_configmap(cluster: &str) {
-    let _ = kubectl(cluster, &["delete", "configmap", "-n", "marshal-system", "marshal-clearance", "--ignore-not-found"]);
+    let _ =
+        kubectl(cluster, &["delete", "configmap", "-n", "marshal-system", "marshal-clearance", "--ignore-not-found"]);
 }
 
 /// Events on the hub about object `name` in namespace `ns` (core/v1 view), as `reason: message` lines.
 pub fn events_about(ns: &str, name: &str) -> Vec<String> {
-    let out = kubectl("hub", &["get", "events", "-n", ns, "--field-selector", &format!("involvedObject.name={name}"), "-o", "json"])
-        .unwrap_or_default();
+    let out = kubectl(
+        "hub",
+        &["get", "events", "-n", ns, "--field-selector", &format!("involvedObject.name={name}"), "-o", "json"],
+    )
+    .unwrap_or_default();
     let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
     v["items"]
         .as_array()
