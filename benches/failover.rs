@@ -32,7 +32,7 @@ spec:
   replicas: 1
   template:
     metadata: {{labels: {{app: bench}}}}
-    spec: {{containers: [{{name: app, image: "registry.example.mil/ltu/sensor:1", resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}}}]}}
+    spec: {{automountServiceAccountToken: false, securityContext: {{runAsNonRoot: true, seccompProfile: {{type: RuntimeDefault}}}}, containers: [{{name: app, image: "registry.example.mil/ltu/sensor:1", securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}, resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}}}]}}
   placement: {{tiers: [edge, core], preferredNations: [LTU, {second}]}}
   failover: {{tolerationSeconds: {TOLERATION}, failbackAfterSeconds: 3600}}
 "#

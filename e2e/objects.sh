@@ -127,6 +127,17 @@ rules:
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch]
+# The tombstones of removed workloads: the one ConfigMap the syncer rewrites (the member chart creates it).
+- apiGroups: [""]
+  resources: [configmaps]
+  resourceNames: [marshal-removed]
+  verbs: [update]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: marshal-removed
+  namespace: marshal-system
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
@@ -188,6 +199,7 @@ metadata:
   namespace: marshal-system
   labels:
     marshal.dev/cluster: $c
+    marshal.dev/kubeconfig: "true"
 type: Opaque
 data:
   kubeconfig: $(b64 "$kcfg")

@@ -77,6 +77,11 @@ enum Command {
         /// Files of further public keys the hub's push syncers keep trusting (the old key during a rotation).
         #[arg(long)]
         trust: Vec<PathBuf>,
+        /// Print only the public key line of an existing private key (a file, or `-` for stdin), e.g. the one the
+        /// hub chart generated: `kubectl -n marshal-system get secret marshal-signing-key -o
+        /// jsonpath='{.data.signing-key}' | base64 -d | marshal keygen --public-from -`.
+        #[arg(long, conflicts_with_all = ["public_out", "trust"])]
+        public_from: Option<PathBuf>,
     },
 }
 
@@ -260,6 +265,20 @@ fn keygen(namespace: &str, name: &str, public_out: Option<PathBuf>, trust: &[Pat
     Ok(())
 }
 
+fn public_from(p: &PathBuf) -> Result<(), Error> {
+    use marshal::signing;
+    use std::io::Read;
+    let mut text = String::new();
+    if p.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text).map_err(|e| Error::Runtime(format!("stdin: {e}")))?;
+    } else {
+        text = std::fs::read_to_string(p).map_err(|e| Error::Runtime(format!("--public-from {}: {e}", p.display())))?;
+    }
+    let signer = signing::Signer::parse(&text).map_err(Error::Runtime)?;
+    println!("{}  # {}", signing::public_key_text(&signer.public()), signer.id());
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Controller(args) => {
@@ -272,7 +291,10 @@ fn run(cli: Cli) -> Result<(), Error> {
             print!("{}", runtime.block_on(marshal::explain_cli::run(args)).map_err(Error::Runtime)?);
             Ok(())
         }
-        Command::Keygen { namespace, name, public_out, trust } => keygen(&namespace, &name, public_out, &trust),
+        Command::Keygen { public_from: Some(p), .. } => public_from(&p),
+        Command::Keygen { namespace, name, public_out, trust, public_from: None } => {
+            keygen(&namespace, &name, public_out, &trust)
+        }
         Command::Crd { write: true, dir } => write_crds(&dir),
         Command::Crd { write: false, .. } => {
             print!("{}", api::crds_yaml().map_err(|e| Error::Output(e.to_string()))?);

@@ -84,7 +84,14 @@ pub const HUB_CONTROLLER: &[Permission] = &[
     p(Cluster, "coordination.k8s.io", "leases", &["create", "patch"], &["heartbeat"], "heartbeat::renew (apply)"),
     p(Cluster, "", "namespaces", &["get", "create", "patch"], &[], "ensure_namespace (apply); hub namespaces"),
     p(Cluster, "events.k8s.io", "events", &["create", "patch"], &[], "kube Recorder (controller, syncers)"),
-    p(ReleaseNamespace, "", "secrets", &["get"], &[], "member kubeconfigs (push mode); the signing key"),
+    p(
+        ReleaseNamespace,
+        "",
+        "secrets",
+        &["get"],
+        &["marshal-signing-key"],
+        "the signing key by name; member kubeconfigs (push mode) by the names in the chart's memberKubeconfigSecrets",
+    ),
     p(ReleaseNamespace, "coordination.k8s.io", "leases", &["create"], &[], "leader election (kube-lease-manager)"),
     p(ReleaseNamespace, "coordination.k8s.io", "leases", &["get", "patch"], &["marshal-leader"], "leader election"),
 ];

@@ -94,12 +94,20 @@ impl Signer {
         Signer { key, id }
     }
 
-    /// Parses the private key text (`ed25519-private:<base64 seed>`).
+    /// Parses the private key text: `ed25519-private:<base64 seed>` (`marshal keygen`), or a PKCS#8 PEM
+    /// `PRIVATE KEY` (what the hub chart generates with Helm's `genPrivateKey "ed25519"`). Errors never
+    /// repeat the text.
     pub fn parse(text: &str) -> Result<Self, String> {
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        let text = text.trim();
+        if text.starts_with("-----BEGIN PRIVATE KEY-----") {
+            let key = SigningKey::from_pkcs8_pem(text)
+                .map_err(|_| "signing key: not an Ed25519 PKCS#8 PEM private key".to_string())?;
+            return Ok(Self::from_seed(key.to_bytes()));
+        }
         let b64 = text
-            .trim()
             .strip_prefix(PRIVATE_PREFIX)
-            .ok_or_else(|| format!("signing key must start with {PRIVATE_PREFIX:?}"))?;
+            .ok_or_else(|| format!("signing key must start with {PRIVATE_PREFIX:?} or be a PKCS#8 PEM private key"))?;
         Ok(Self::from_seed(decode32(b64, "signing key")?))
     }
 
@@ -312,6 +320,17 @@ mod tests {
         assert_eq!(s.id().len(), 16);
         assert!(Signer::parse("ed25519:AAAA").is_err());
         assert!(parse_public_key("ed25519:AAAA").unwrap_err().contains("32 bytes"));
+    }
+
+    #[test]
+    fn pem_keys_as_helm_generates_them_parse_to_the_same_key() {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let s = Signer::generate().unwrap();
+        let pem = s.key.to_pkcs8_pem(Default::default()).unwrap();
+        let again = Signer::parse(&pem).unwrap();
+        assert_eq!(again.id(), s.id());
+        let bad = Signer::parse("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----").unwrap_err();
+        assert!(!bad.contains("AAAA"), "{bad}");
     }
 
     #[test]

@@ -18,7 +18,8 @@ const SECRET: &str = "marshal-system/marshal-signing-key";
 const CLEARANCE: &str = "# ltu-1's own clearance, owned by the host nation: RESTRICTED at most (the hub's MemberCluster says CONFIDENTIAL)\n\
 nation: LTU\nclearance:\n  policy: NATO\n  classifications: [UNCLASSIFIED, RESTRICTED]\n  \
 categories: [{tagName: Releasable To, values: [LTU, NATO]}]\n  reviewBy: \"2030-01-01T00:00:00Z\"\n\
-admission: {ownerNations: [\"*\"], maxClassification: RESTRICTED}\n";
+admission: {ownerNations: [\"*\"], maxClassification: RESTRICTED}\n\
+policies:\n- {policyIdentifier: NATO, classifications: [UNCLASSIFIED, RESTRICTED, CONFIDENTIAL, SECRET, COSMIC TOP SECRET], categories: [{tagName: Releasable To, type: Permissive}, {tagName: Special Handling, type: Restrictive, values: [ATOMAL, CRYPTO]}]}\n";
 
 fn sensor(replicas: u32) -> String {
     format!(
@@ -32,7 +33,7 @@ spec:
   replicas: {replicas}
   template:
     metadata: {{labels: {{app: sensor}}}}
-    spec: {{containers: [{{name: app, image: "registry.example.mil/ltu/sensor:1", resources: {{requests: {{cpu: 100m, memory: 64Mi}}}}}}]}}
+    spec: {{automountServiceAccountToken: false, securityContext: {{runAsNonRoot: true, seccompProfile: {{type: RuntimeDefault}}}}, containers: [{{name: app, image: "registry.example.mil/ltu/sensor:1", securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}, resources: {{requests: {{cpu: 100m, memory: 64Mi}}}}}}]}}
   placement: {{tiers: [edge, core], preferredNations: [LTU, POL]}}
   failover: {{tolerationSeconds: 10, failbackAfterSeconds: 20}}
 "#
@@ -49,7 +50,7 @@ spec:
   replicas: 1
   template:
     metadata: {labels: {app: conf}}
-    spec: {containers: [{name: app, image: "registry.example.mil/ltu/conf:1", resources: {requests: {cpu: 100m, memory: 64Mi}}}]}
+    spec: {automountServiceAccountToken: false, securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}, containers: [{name: app, image: "registry.example.mil/ltu/conf:1", securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}, resources: {requests: {cpu: 100m, memory: 64Mi}}}]}
   placement: {tiers: [edge]}
 "#;
 
@@ -78,7 +79,9 @@ fn setup() -> (String, String) {
     std::fs::write(format!("{d}/key-a.secret.yaml"), &secret).expect("write secret");
     apply("hub", &secret).expect("signing Secret");
     std::fs::copy(format!("{d}/key-a.pub"), format!("{d}/trusted.pub")).expect("trust key a");
-    std::fs::write(format!("{d}/clearance.yaml"), CLEARANCE).expect("clearance");
+    // The host pins the one probe target it lets its agent dial: pol-1's link proxy.
+    let host = format!("{CLEARANCE}probes:\n  ltu-1.pol-1: \"{}\"\n", env("MARSHAL_TB_PROXY_POL_1"));
+    std::fs::write(format!("{d}/clearance.yaml"), host).expect("clearance");
 
     // Pull mode: no kubeconfig Secret for ltu-1 anywhere on the hub.
     kubectl(
@@ -137,7 +140,7 @@ fn setup() -> (String, String) {
     step("member guard on ltu-1 (`marshal agent guard --clearance`)");
     let guard = marshal(&["agent", "guard", "--cluster", "ltu-1", "--clearance", &format!("{d}/clearance.yaml")])
         .expect("guard");
-    assert!(guard.contains(r#"expression: "[\"UNCLASSIFIED\",\"RESTRICTED\"]""#), "cleared list inlined: {guard}");
+    assert!(guard.contains(r#"expression: "['UNCLASSIFIED', 'RESTRICTED']""#), "cleared list inlined: {guard}");
     assert!(!guard.contains("paramKind"), "{guard}");
     let _ = kubectl("ltu-1", &["create", "namespace", "marshal-system"]);
     apply("ltu-1", &guard).expect("guard");
@@ -326,7 +329,7 @@ fn guard_rejects() {
         format!(
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {NS}\n  \
              labels: {{app: {name}{labels}}}{ann}\nspec:\n  replicas: 0\n  selector: {{matchLabels: {{app: {name}}}}}\n  \
-             template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: c, image: x}}]}}\n"
+             template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{automountServiceAccountToken: false, securityContext: {{runAsNonRoot: true, seccompProfile: {{type: RuntimeDefault}}}}, containers: [{{name: c, image: x, securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}}}]}}\n"
         )
     };
     let err = wait_for("SECRET rejected", Duration::from_secs(30), || {

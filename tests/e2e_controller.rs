@@ -65,7 +65,7 @@ spec:
   replicas: REPLICAS
   template:
     metadata: {labels: {app: deu-only}}
-    spec: {containers: [{name: app, image: "registry.example.mil/deu/app:IMAGE", resources: {requests: {cpu: 100m, memory: 64Mi}}}]}
+    spec: {automountServiceAccountToken: false, securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}, containers: [{name: app, image: "registry.example.mil/deu/app:IMAGE", securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}, resources: {requests: {cpu: 100m, memory: 64Mi}}}]}
   placement: {tiers: [core, edge], preferredNations: [POL, LTU, DEU]}
 "#;
 
@@ -194,6 +194,8 @@ fn broken_member_contained(c: &ControllerProcess) {
         ],
     )
     .expect("secret");
+    kubectl("hub", &["label", "secret", "-n", "marshal-system", "ita-1-kubeconfig", "marshal.dev/kubeconfig=true"])
+        .expect("mark the Secret as a member kubeconfig");
     apply("hub", &missing.replace("fra-1", "ita-1").replace("FRA", "ITA")).expect("ita-1");
     for (c, needle) in [("fra-1", "fra-1-kubeconfig"), ("ita-1", "insecure-skip-tls-verify")] {
         let cond = wait_for(&format!("{c} CredentialsValid=False"), Duration::from_secs(60), || {

@@ -26,7 +26,7 @@ spec:
   replicas: 2
   template:
     metadata: {{labels: {{app: {name}}}}}
-    spec: {{containers: [{{name: app, image: "registry.example.mil/ltu/fusion:1", resources: {{requests: {{cpu: 200m, memory: 128Mi}}}}}}]}}
+    spec: {{automountServiceAccountToken: false, securityContext: {{runAsNonRoot: true, seccompProfile: {{type: RuntimeDefault}}}}, containers: [{{name: app, image: "registry.example.mil/ltu/fusion:1", securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}, resources: {{requests: {{cpu: 200m, memory: 128Mi}}}}}}]}}
   placement:
     tiers: [core, edge]
     preferredNations: [POL, LTU]
@@ -207,7 +207,7 @@ spec:
   replicas: 4
   template:
     metadata: {labels: {app: e2e-capacity}}
-    spec: {containers: [{name: app, image: "registry.example.mil/deu/radar:2", resources: {requests: {cpu: "3", memory: 1Gi}}}]}
+    spec: {automountServiceAccountToken: false, securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}, containers: [{name: app, image: "registry.example.mil/deu/radar:2", securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}, resources: {requests: {cpu: "3", memory: 1Gi}}}]}
   placement: {tiers: [core], preferredNations: [DEU, POL]}
   failover: {tolerationSeconds: 30, failbackAfterSeconds: 30}
 "#;
@@ -222,7 +222,7 @@ spec:
   replicas: 3
   template:
     metadata: {labels: {app: e2e-too-big}}
-    spec: {containers: [{name: app, image: "registry.example.mil/deu/sim:1", resources: {requests: {cpu: "6", memory: 1Gi}}}]}
+    spec: {automountServiceAccountToken: false, securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}, containers: [{name: app, image: "registry.example.mil/deu/sim:1", securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}, resources: {requests: {cpu: "6", memory: 1Gi}}}]}
   placement: {tiers: [core], preferredNations: [DEU]}
 "#;
 

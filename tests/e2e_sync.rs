@@ -19,7 +19,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client};
+use kube::{Api, Client, ResourceExt};
 use marshal::api::{
     ASSIGNMENT_FINALIZER, Assignment, AssignmentPhase, AssignmentSpec, HEARTBEAT_LEASE, MemberCluster, SecurityPolicy,
     cluster_namespace,
@@ -107,11 +107,17 @@ fn assignment(
         "tier": tier,
         "replicas": replicas,
         "template": {"metadata": {"labels": {"app": name}},
-                     "spec": {"containers": [{"name": "app", "image": "registry.local/app:1",
+                     "spec": {"automountServiceAccountToken": false,
+                              "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+                              "containers": [{"name": "app", "image": "registry.local/app:1",
+                                              "securityContext": {"allowPrivilegeEscalation": false,
+                                                                  "capabilities": {"drop": ["ALL"]}},
                                               "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}},
+        "sequence": jiff::Timestamp::now().as_millisecond(),
+        "notAfter": (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
         "digest": "sha256:0000000000000000000000000000000000000000000000000000000000000000"
     }))?;
-    spec.digest = spec.compute_digest();
+    spec.digest = spec.digest_for(&cluster_namespace(cluster), &format!("{NS}.{name}"));
     let mut a = Assignment::new(&format!("{NS}.{name}"), spec);
     a.metadata.namespace = Some(cluster_namespace(cluster));
     if finalizer {
@@ -269,7 +275,7 @@ async fn setup(hub: &Client, ltu: &Client, pol: &Client) -> Res<()> {
     let text = String::from_utf8(pol_secret.data.and_then(|d| d.get("kubeconfig").cloned()).ok_or("no kubeconfig")?.0)?;
     let insecure = text.replacen("    server:", "    insecure-skip-tls-verify: true\n    server:", 1);
     assert!(insecure.contains("insecure-skip-tls-verify: true"), "fixture");
-    let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bad-insecure-kubeconfig", "namespace": "marshal-system"},
+    let body = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bad-insecure-kubeconfig", "namespace": "marshal-system", "labels": {"marshal.dev/kubeconfig": "true"}},
                       "stringData": {"kubeconfig": insecure}});
     apply(&secrets, "bad-insecure-kubeconfig", body).await?;
     apply(&mcs, "bad-missing", member_cluster("bad-missing", "POL", &["core"], "bad-missing-kubeconfig")).await?;
@@ -372,7 +378,8 @@ async fn push_syncer_end_to_end() -> Res<()> {
     assert_eq!(labels["app.kubernetes.io/managed-by"], "marshal");
     assert_eq!(labels["marshal.dev/owner"], "POL");
     assert_eq!(labels["marshal.dev/classification"], "RESTRICTED");
-    assert_eq!(ann["marshal.dev/digest"], web.spec.digest);
+    assert_eq!(ann["marshal.dev/digest"], web.spec.content_digest());
+    assert_eq!(ann["marshal.dev/sequence"], web.spec.sequence.to_string());
     assert_eq!(ann["marshal.dev/assignment"], "marshal-pol-1/e2e-sync.web");
     assert!(ann["marshal.dev/confidentiality"].contains("RESTRICTED"));
     let pod_spec = dep.spec.template.spec.clone().ok_or("no pod spec")?;
@@ -389,7 +396,7 @@ async fn push_syncer_end_to_end() -> Res<()> {
         }
     })
     .await?;
-    assert_eq!(status.applied_digest, web.spec.digest);
+    assert_eq!(status.applied_digest, web.spec.content_digest());
     assert!(status.synced_at.is_some());
     wait("pol-1 core free capacity drops by 200m", 30, || {
         let mcs = mcs.clone();
@@ -402,7 +409,7 @@ async fn push_syncer_end_to_end() -> Res<()> {
 
     println!("(d) a SECRET Assignment is refused by ltu-1's own RESTRICTED clearance");
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "marshal-clearance", "namespace": "marshal-system"},
-        "data": {"clearance.yaml": "nation: LTU\nclearance:\n  policy: NATO\n  classifications: [UNCLASSIFIED, RESTRICTED]\n  categories: [{tagName: Releasable To, values: [LTU, NATO]}]\n  reviewBy: \"2099-01-01T00:00:00Z\"\n"}});
+        "data": {"clearance.yaml": "nation: LTU\nclearance:\n  policy: NATO\n  classifications: [UNCLASSIFIED, RESTRICTED]\n  categories: [{tagName: Releasable To, values: [LTU, NATO]}]\n  reviewBy: \"2099-01-01T00:00:00Z\"\npolicies:\n- {policyIdentifier: NATO, classifications: [UNCLASSIFIED, RESTRICTED, CONFIDENTIAL, SECRET, COSMIC TOP SECRET], categories: [{tagName: Releasable To, type: Permissive}, {tagName: Special Handling, type: Restrictive, values: [ATOMAL, CRYPTO]}]}\n"}});
     apply(&Api::<ConfigMap>::namespaced(ltu.clone(), "marshal-system"), "marshal-clearance", cm).await?;
     let ltu_asg: Api<Assignment> = Api::namespaced(hub.clone(), &cluster_namespace("ltu-1"));
     ltu_asg.create(&PostParams::default(), &assignment("ltu-1", "secret", "SECRET", "edge", 1, true)?).await?;
@@ -486,30 +493,36 @@ async fn push_syncer_end_to_end() -> Res<()> {
     })
     .await?;
 
-    println!("(e) deleting the Assignment removes the member Deployment and the finalizer");
+    println!("(e) deleting the Assignment removes the member Deployment; the syncer says so in status (Removed)");
+    println!("    and leaves the finalizer to the controller, which this test plays");
     pol_asg.delete("e2e-sync.web", &DeleteParams::default()).await?;
     wait("member Deployment web deleted", 30, || {
         let d = pol_deps.clone();
         async move { d.get_opt("web").await.ok()?.is_none().then_some(()) }
     })
     .await?;
-    wait("Assignment web gone (finalizer released)", 30, || {
-        let a = pol_asg.clone();
-        async move { a.get_opt("e2e-sync.web").await.ok()?.is_none().then_some(()) }
-    })
-    .await?;
-    for name in ["e2e-sync.tampered"] {
-        pol_asg.delete(name, &DeleteParams::default()).await?;
-    }
+    let removed = |api: Api<Assignment>, name: &'static str| async move {
+        wait(&format!("Assignment {name} Removed, finalizer kept"), 30, || {
+            let a = api.clone();
+            async move {
+                let a = a.get_opt(name).await.ok()??;
+                (a.status.as_ref()?.phase == AssignmentPhase::Removed && !a.finalizers().is_empty()).then_some(())
+            }
+        })
+        .await
+    };
+    removed(pol_asg.clone(), "e2e-sync.web").await?;
+    // A tombstone in the member records the removal (a replay of this instruction is refused).
+    let tombstones = Api::<ConfigMap>::namespaced(pol.clone(), "marshal-system").get("marshal-removed").await?;
+    assert!(tombstones.data.unwrap_or_default().contains_key("e2e-sync.web"), "tombstone of e2e-sync.web");
+    pol_asg.delete("e2e-sync.tampered", &DeleteParams::default()).await?;
     ltu_asg.delete("e2e-sync.secret", &DeleteParams::default()).await?;
-    wait("refused Assignments released", 30, || {
-        let (a, b) = (pol_asg.clone(), ltu_asg.clone());
-        async move {
-            (a.get_opt("e2e-sync.tampered").await.ok()?.is_none() && b.get_opt("e2e-sync.secret").await.ok()?.is_none())
-                .then_some(())
-        }
-    })
-    .await?;
+    removed(pol_asg.clone(), "e2e-sync.tampered").await?;
+    removed(ltu_asg.clone(), "e2e-sync.secret").await?;
+    let release = serde_json::json!({"metadata": {"finalizers": null}});
+    for (api, name) in [(&pol_asg, "e2e-sync.web"), (&pol_asg, "e2e-sync.tampered"), (&ltu_asg, "e2e-sync.secret")] {
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&release)).await?;
+    }
     let _ = stop.send(());
     task.await?;
     // The broken members never heartbeat: leave none behind for later tests (they would count towards a

@@ -112,6 +112,9 @@ cleanup() {
   k delete ns "$WL_NS" --ignore-not-found --wait=false >/dev/null 2>&1 || true
   for m in pol-1 deu-1 ltu-1; do k delete lease heartbeat -n "marshal-$m" --ignore-not-found >/dev/null 2>&1; done
   helm --kubeconfig "$KUBECONFIG_HUB" uninstall marshal -n "$NS" --wait >/dev/null 2>&1 || true
+  # The chart keeps the signing key on uninstall (agents trust it); this test's key goes.
+  k delete secret -n "$NS" marshal-signing-key --ignore-not-found >/dev/null 2>&1 || true
+  kdeu delete namespace guard-probe --ignore-not-found --wait=false >/dev/null 2>&1 || true
   k label ns "$NS" pod-security.kubernetes.io/enforce- >/dev/null 2>&1 || true
   [[ -n $had_vap ]] && k apply -f deploy/admission-policy.yaml >/dev/null 2>&1
   rm -rf "$WORK"
@@ -157,7 +160,7 @@ check "hub chart (default) is accepted by the hub API server (dry run)" \
   k apply --dry-run=server -f "$WORK/hub-default.yaml"
 check "member chart is accepted by a member API server (dry run)" kdeu apply --dry-run=server -f "$WORK/agent.yaml"
 default_kinds() {
-  local got want="ClusterRole ClusterRoleBinding ConfigMap Deployment NetworkPolicy Role RoleBinding Service"
+  local got want="ClusterRole ClusterRoleBinding ConfigMap Deployment NetworkPolicy Role RoleBinding Secret Service"
   want+=" ServiceAccount ValidatingAdmissionPolicy ValidatingAdmissionPolicyBinding"
   got=$(yq -r '.kind' "$WORK/hub-default.yaml" | sort | tr '\n' ' ')
   [[ ${got% } == "$want" ]] || { echo "kinds: $got"; return 1; }
@@ -212,7 +215,11 @@ if k get validatingadmissionpolicy marshal-labels.marshal.dev >/dev/null 2>&1; t
   k delete -f deploy/admission-policy.yaml --wait >/dev/null
 fi
 k label ns "$NS" pod-security.kubernetes.io/enforce=restricted --overwrite >/dev/null
-check "helm install marshal" helm --kubeconfig "$KUBECONFIG_HUB" install marshal charts/marshal -n "$NS"
+# The chart generates the signing key; the controller may read it and the member kubeconfig Secrets named here.
+check "helm install marshal" helm --kubeconfig "$KUBECONFIG_HUB" install marshal charts/marshal -n "$NS" \
+  --set 'memberKubeconfigSecrets={pol-1-kubeconfig,deu-1-kubeconfig,ltu-1-kubeconfig}'
+check "the chart generated an Ed25519 signing key whose public key marshal prints" bash -c \
+  "kubectl --kubeconfig '$KUBECONFIG_HUB' get secret -n $NS marshal-signing-key -o jsonpath='{.data.signing-key}' | base64 -d | '$MARSHAL' keygen --public-from - | grep -q '^ed25519:'"
 check "CRDs established" k wait --for condition=established --timeout=60s \
   crd/securitypolicies.marshal.dev crd/memberclusters.marshal.dev crd/clusterlinks.marshal.dev \
   crd/missionworkloads.marshal.dev crd/assignments.marshal.dev
@@ -423,6 +430,8 @@ clearance:
   classifications: [UNCLASSIFIED]
   categories: [{tagName: Releasable To, values: [DEU, NATO]}]
   reviewBy: "2027-03-31T00:00:00Z"
+policies:
+  - {policyIdentifier: NATO, classifications: [UNCLASSIFIED, RESTRICTED, CONFIDENTIAL, SECRET, COSMIC TOP SECRET], categories: [{tagName: Releasable To, type: Permissive}, {tagName: Special Handling, type: Restrictive, values: [ATOMAL, CRYPTO]}]}
 trustedKeys: ["ed25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]
 rbac:
   extraSubjects: [{kind: User, name: marshal, apiGroup: rbac.authorization.k8s.io}]
@@ -444,33 +453,46 @@ guard_same() { # the chart's guard is the policy `marshal agent guard` prints fo
        <(kdeu get validatingadmissionpolicy marshal-member-guard -o json | jq -S -c ".spec | $keep")
 }
 check "the chart's guard is what \`marshal agent guard --cluster deu-1 --clearance\` prints for deu-1's clearance" guard_same
-deployment() { # classification-label digest-annotation(or -)
+# A namespace as Marshal creates it (the guard admits Marshal Deployments only there).
+kdeu create namespace guard-probe >/dev/null 2>&1 || true
+kdeu label namespace guard-probe marshal.dev/created=true --overwrite >/dev/null
+deployment() { # classification-label digest-annotation(or -) [namespace] [privileged]
   cat <<EOF
 apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: guard-probe
-  namespace: default
+  namespace: ${3:-guard-probe}
   labels: {app: guard-probe, marshal.dev/owner: DEU$([[ $1 != - ]] && echo ", marshal.dev/classification: $1")}
   annotations: {x: "1"$([[ $2 != - ]] && echo ", marshal.dev/digest: \"$2\"")}
 spec:
   selector: {matchLabels: {app: guard-probe}}
   template:
     metadata: {labels: {app: guard-probe}}
-    spec: {containers: [{name: c, image: registry.example.mil/x:1}]}
+    spec:
+      automountServiceAccountToken: false
+      securityContext: {runAsNonRoot: true, seccompProfile: {type: RuntimeDefault}}
+      containers:
+        - name: c
+          image: registry.example.mil/x:1
+          securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}, privileged: ${4:-false}}
 EOF
 }
 DIGEST=sha256:$(printf '%064d' 0)
-denied() { # the guard, not anything else, refuses the Deployment
+denied() { # classification digest expected-message [namespace] [privileged]: the guard, not anything else, refuses
   local out
-  if out=$(deployment "$1" "$2" | kdeu create --dry-run=server -f - 2>&1); then return 1; fi
+  if out=$(deployment "$1" "$2" "${4:-}" "${5:-}" | kdeu create --dry-run=server -f - 2>&1); then return 1; fi
   echo "$out"
   grep -q "ValidatingAdmissionPolicy 'marshal-member-guard'.*denied request: $3" <<<"$out"
 }
 eventually 30 "the guard denies a RESTRICTED Deployment in deu-1 (cleared: UNCLASSIFIED)" \
   denied RESTRICTED "$DIGEST" "marshal.dev/classification RESTRICTED is not cleared in member deu-1"
 check "the guard denies a Marshal-labelled Deployment without a digest" denied UNCLASSIFIED - \
-  "a Deployment with marshal.dev/ labels must carry a marshal.dev/digest"
+  "a Marshal Deployment must carry a marshal.dev/digest"
+check "the guard denies a Marshal Deployment in a namespace Marshal did not create" denied UNCLASSIFIED "$DIGEST" \
+  "namespace default was not created by Marshal" default
+check "the guard denies a privileged Marshal Deployment (restricted)" denied UNCLASSIFIED "$DIGEST" \
+  "a container sets securityContext.privileged" guard-probe true
 admitted() { deployment "$1" "$2" | kdeu create --dry-run=server -f -; }
 check "the guard admits an UNCLASSIFIED Deployment with a digest" admitted UNCLASSIFIED "$DIGEST"
 

@@ -227,9 +227,13 @@ pub fn clean_namespace(ns: &str) {
         let _ = kubectl(c, &["delete", "namespace", ns, "--wait=false", "--ignore-not-found"]);
     }
     let _ = kubectl("hub", &["delete", "namespace", ns, "--wait=false", "--ignore-not-found"]);
-    let deleted = wait_for_opt(Duration::from_secs(60), || get("hub", &["namespace", ns]).is_none().then_some(()));
+    // The next test uses the same namespace names: wait until they are gone everywhere.
+    let deleted = wait_for_opt(Duration::from_secs(90), || {
+        (get("hub", &["namespace", ns]).is_none() && MEMBERS.iter().all(|c| get(c, &["namespace", ns]).is_none()))
+            .then_some(())
+    });
     if deleted.is_none() {
-        eprintln!("  warning: hub namespace {ns} still terminating after 60 s");
+        eprintln!("  warning: namespace {ns} still terminating after 90 s");
     }
 }
 
@@ -291,4 +295,13 @@ pub fn attack(name: &str) {
 /// kubectl as a kubeconfig (re-exported).
 pub fn as_user(kc: &str, args: &[&str]) -> Result<String, String> {
     kubectl_as(kc, args)
+}
+
+/// Runs its closure when dropped: a test's repair of what it broke on the federation, also when it fails.
+pub struct OnDrop<F: FnMut()>(pub F);
+
+impl<F: FnMut()> Drop for OnDrop<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
 }

@@ -186,7 +186,7 @@ spec:
   replicas: {replicas}
   template:
     metadata: {{labels: {{app: {name}}}}}
-    spec: {{containers: [{{name: app, image: "registry.example.mil/ltu/{name}:1", resources: {{requests: {{cpu: {cpu}, memory: 64Mi}}}}}}]}}
+    spec: {{automountServiceAccountToken: false, securityContext: {{runAsNonRoot: true, seccompProfile: {{type: RuntimeDefault}}}}, containers: [{{name: app, image: "registry.example.mil/ltu/{name}:1", securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}, resources: {{requests: {{cpu: {cpu}, memory: 64Mi}}}}}}]}}
   placement: {{tiers: [edge, core], preferredNations: [LTU, POL]}}
   failover: {failover}
 "#

@@ -28,6 +28,8 @@ data:
       classifications: [UNCLASSIFIED, RESTRICTED]
       categories: [{tagName: Releasable To, values: [LTU, NATO]}]
       reviewBy: "2099-01-01T00:00:00Z"
+    policies:
+    - {policyIdentifier: NATO, classifications: [UNCLASSIFIED, RESTRICTED, CONFIDENTIAL, SECRET, COSMIC TOP SECRET], categories: [{tagName: Releasable To, type: Permissive}, {tagName: Special Handling, type: Restrictive, values: [ATOMAL, CRYPTO]}]}
 "#;
 
 fn ltu_assignment() -> Option<Value> {

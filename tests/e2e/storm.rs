@@ -101,7 +101,7 @@ spec:
   replicas: 1
   template:
     metadata: {{labels: {{app: e2e-storm}}}}
-    spec: {{containers: [{{name: app, image: "registry.example.mil/deu/relay:1", resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}}}]}}
+    spec: {{automountServiceAccountToken: false, securityContext: {{runAsNonRoot: true, seccompProfile: {{type: RuntimeDefault}}}}, containers: [{{name: app, image: "registry.example.mil/deu/relay:1", securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}, resources: {{requests: {{cpu: 10m, memory: 16Mi}}}}}}]}}
   placement: {{tiers: [core], preferredNations: [DEU, POL]}}
 "#
             )
