@@ -170,6 +170,8 @@ fn rbac_is_exact(hub_kc: &str) {
         &["list", "assignments.marshal.dev", "-n", "marshal-pol-1"],
         &["get", "assignments.marshal.dev", "-n", "marshal-deu-1"],
         &["create", "assignments.marshal.dev", "-n", "marshal-ltu-1"],
+        &["patch", "assignments.marshal.dev", "-n", "marshal-ltu-1"],
+        &["update", "assignments.marshal.dev", "-n", "marshal-ltu-1"],
         &["delete", "assignments.marshal.dev", "-n", "marshal-ltu-1"],
         &["get", "secrets", "-n", "marshal-ltu-1"],
         &["get", "secrets", "-n", "marshal-system"],
