@@ -70,6 +70,15 @@ tb_die() {
   exit 1
 }
 
+# tb_stop_recorded PIDFILE...: kill the process each file records (a test's controller or agent) and remove the file.
+tb_stop_recorded() {
+  local f
+  for f in "$@"; do
+    if [[ -f $f ]]; then kill "$(cat "$f")" 2>/dev/null || true; fi
+    rm -f "$f"
+  done
+}
+
 # Run a command inside the federation's network namespace.
 tb_in() { ip netns exec "$TB_NETNS" "$@"; }
 

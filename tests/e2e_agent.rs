@@ -228,7 +228,9 @@ fn runs_on_ltu(agent: &Agent) {
     assert_eq!(d["status"]["readyReplicas"], 2);
     let a = assignment("ltu-1", "sensor").expect("Assignment");
     assert_eq!(a["status"]["phase"], "Applied");
-    assert_eq!(annotation(&d, "marshal.dev/digest"), a["spec"]["digest"].as_str().unwrap_or_default());
+    // The member records what it applied: the content digest (a renewal rewrites nothing) and the sequence.
+    assert_eq!(annotation(&d, "marshal.dev/digest"), a["status"]["appliedDigest"].as_str().unwrap_or_default());
+    assert_eq!(annotation(&d, "marshal.dev/sequence"), a["spec"]["sequence"].to_string());
     assert_eq!(annotation(&a, "marshal.dev/signature").len(), 88, "signed");
     let lease = get("hub", &["lease", "-n", "marshal-ltu-1", "heartbeat"]).expect("Lease");
     assert_eq!(lease["spec"]["holderIdentity"], "agent/ltu-1");

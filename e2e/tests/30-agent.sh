@@ -6,13 +6,11 @@
 # stops its processes and puts ltu-1 back into push mode (the earlier tests and the next run expect that).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=e2e/lib.sh
+source e2e/lib.sh
 state=${MARSHAL_TB_STATE:-/tmp/marshal-tb}
 restore() {
-  local f
-  for f in "$state/marshal-agent.pid" "$state/marshal-controller.pid"; do
-    if [[ -f $f ]]; then kill "$(cat "$f")" 2>/dev/null || true; fi
-    rm -f "$f"
-  done
+  tb_stop_recorded "$state/marshal-agent.pid" "$state/marshal-controller.pid"
   kubectl --kubeconfig "$KUBECONFIG_LTU_1" delete validatingadmissionpolicybinding,validatingadmissionpolicy \
     marshal-member-guard --ignore-not-found >/dev/null 2>&1 || true
   kubectl apply -f "$MARSHAL_TB_SECRET_LTU_1" >/dev/null 2>&1 || true

@@ -5,13 +5,11 @@
 # ltu-1 back into push mode and removes what a failed test may have left.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=e2e/lib.sh
+source e2e/lib.sh
 state=${MARSHAL_TB_STATE:-/tmp/marshal-tb}
 restore() {
-  local f
-  for f in "$state/marshal-agent.pid" "$state/marshal-controller.pid"; do
-    if [[ -f $f ]]; then kill "$(cat "$f")" 2>/dev/null || true; fi
-    rm -f "$f"
-  done
+  tb_stop_recorded "$state/marshal-agent.pid" "$state/marshal-controller.pid"
   kubectl delete mc zz-1 zz-2 --ignore-not-found --wait=false >/dev/null 2>&1 || true
   kubectl apply -f "$MARSHAL_TB_SECRET_LTU_1" >/dev/null 2>&1 || true
   kubectl apply -f examples/baltic/00-security-policy.yaml -f examples/baltic/10-member-clusters.yaml \

@@ -4,7 +4,7 @@
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use super::{http_get, kubeconfig, kubectl, wait_for};
+use super::{http_get, kubeconfig, wait_for};
 
 /// The agent's metrics address.
 pub const AGENT_METRICS: &str = "127.0.0.1:18181";
@@ -68,22 +68,7 @@ pub fn can_i(args: &[&str]) -> bool {
 
 /// A kubeconfig for the hub with a token of the agent's ServiceAccount (server and CA from the admin one).
 pub fn agent_hub_kubeconfig() -> String {
-    let admin: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(kubeconfig("hub")).expect("hub kc")).expect("hub kubeconfig");
-    let cluster = &admin["clusters"][0]["cluster"];
-    let server = cluster["server"].as_str().expect("server");
-    let ca = cluster["certificate-authority-data"].as_str().expect("CA data");
-    let token =
-        kubectl("hub", &["create", "token", "marshal-agent", "-n", "marshal-ltu-1", "--duration=2h"]).expect("token");
-    let text = format!(
-        "apiVersion: v1\nkind: Config\ncurrent-context: hub\nclusters:\n- name: hub\n  cluster:\n    server: {server}\n    \
-         certificate-authority-data: {ca}\nusers:\n- name: agent\n  user:\n    token: {}\ncontexts:\n- name: hub\n  \
-         context: {{cluster: hub, user: agent}}\n",
-        token.trim()
-    );
-    let path = format!("{}/hub.kubeconfig", dir());
-    std::fs::write(&path, text).expect("write kubeconfig");
-    path
+    super::attack::token_kubeconfig("marshal-ltu-1", "marshal-agent", "hub.kubeconfig")
 }
 
 /// A running `marshal agent` for ltu-1.
