@@ -154,7 +154,12 @@ fn member_guard_checks_the_syncers_identity() {
         .expect("guard with the syncer's identity");
     let _ = kubectl("deu-1", &["create", "namespace", "marshal-system"]);
     apply("deu-1", &guard).expect("install guard");
-    let _ = kubectl("deu-1", &["create", "namespace", "zt-guard"]);
+    // A namespace as Marshal creates it (one left by an earlier run may still be terminating).
+    wait_for("namespace zt-guard usable", Duration::from_secs(60), || match get("deu-1", &["namespace", "zt-guard"]) {
+        Some(ns) if ns["status"]["phase"] == "Terminating" => None,
+        Some(_) => Some(()),
+        None => kubectl("deu-1", &["create", "namespace", "zt-guard"]).ok().map(|_| ()),
+    });
     kubectl("deu-1", &["label", "namespace", "zt-guard", "marshal.dev/created=true", "--overwrite"]).expect("label");
     let digest = format!("sha256:{}", "b".repeat(64));
     let deployment = |name: &str, ns: &str, labelled: bool, spec: Value| {
@@ -170,14 +175,18 @@ fn member_guard_checks_the_syncers_identity() {
                "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
                         "template": {"metadata": {"labels": {"app": name}}, "spec": spec}}})
     };
-    let as_syncer = |d: &Value| kubectl_stdin("deu-1", &["apply", "--as", "marshal", "-f", "-"], Some(&d.to_string()));
+    // A server-side dry run is a full admission request every time (an apply of an unchanged object sends none).
+    let as_syncer = |d: &Value| {
+        kubectl_stdin("deu-1", &["create", "--dry-run=server", "--as", "marshal", "-f", "-"], Some(&d.to_string()))
+    };
     let mut privileged = safe_spec("registry.example.mil/deu/app:1");
     // (The API server itself refuses allowPrivilegeEscalation: false together with privileged: true.)
     privileged["containers"][0]["securityContext"] = json!({"privileged": true, "capabilities": {"drop": ["ALL"]}});
     let err = wait_for("unlabelled privileged Deployment denied", Duration::from_secs(30), || {
         as_syncer(&deployment("g-unlabelled", "zt-guard", false, privileged.clone())).err()
     });
-    assert!(err.contains("marshal-member-guard") && err.contains("privileged"), "{err}");
+    // Without Marshal's labels it is still evaluated: the syncer's identity wrote it (the first failing rule speaks).
+    assert!(err.contains("ValidatingAdmissionPolicy 'marshal-member-guard'"), "{err}");
     eprintln!("  unlabelled, privileged: {}", err.trim());
     let err =
         as_syncer(&deployment("g-labelled", "zt-guard", true, privileged.clone())).expect_err("labelled privileged");
@@ -190,7 +199,12 @@ fn member_guard_checks_the_syncers_identity() {
     assert!(err.contains("not created by Marshal"), "{err}");
     // What the host allows passes: a restricted pod in a Marshal namespace; and the member admin is not the syncer.
     as_syncer(&deployment("g-ok", "zt-guard", true, safe_spec("registry.example.mil/deu/app:1"))).expect("restricted");
-    apply_json("deu-1", &deployment("g-admin", "zt-guard", false, privileged)).expect("the admin's own Deployment");
+    let admin = kubectl_stdin(
+        "deu-1",
+        &["create", "--dry-run=server", "-f", "-"],
+        Some(&deployment("g-admin", "zt-guard", false, privileged).to_string()),
+    );
+    admin.expect("the admin's own Deployment");
     eprintln!("  restricted Deployment by the syncer and the admin's own Deployment admitted");
     let _ = kubectl(
         "deu-1",
