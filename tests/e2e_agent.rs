@@ -398,16 +398,17 @@ fn probes() {
         "  writes in 12 s (6 probe rounds) of a steady link: {changes} (bucket changes or the 20 s refresh only)"
     );
     let untouched = get("hub", &["clink", "ltu-1.deu-1"]).expect("link");
-    assert_ne!(untouched["status"]["reporter"], "agent/ltu-1", "no probe address: not measured");
-    kubectl(
-        "hub",
-        &["patch", "clink", "ltu-1.pol-1", "--type=merge", "-p", r#"{"spec":{"probe":{"address":"127.0.0.1:1"}}}"#],
-    )
-    .expect("closed port");
+    assert_ne!(untouched["status"]["reporter"], "agent/ltu-1", "no pinned probe target: not measured");
+    // The host re-pins the target (its file is re-read every round) to a closed port: the link goes Down.
+    let d = dir();
+    let host = std::fs::read_to_string(format!("{d}/clearance.yaml")).expect("host file");
+    let pinned = env("MARSHAL_TB_PROXY_POL_1");
+    std::fs::write(format!("{d}/clearance.yaml"), host.replace(&pinned, "127.0.0.1:1")).expect("re-pin");
     wait_for("ltu-1.pol-1 Down", Duration::from_secs(30), || {
         get("hub", &["clink", "ltu-1.pol-1"]).filter(|l| l["status"]["state"] == "Down")
     });
-    eprintln!("  closed port: Down");
+    eprintln!("  closed port (pinned by the host): Down");
+    std::fs::write(format!("{d}/clearance.yaml"), host).expect("pin back");
 }
 
 fn failover(agent: Agent, hub_kc: &str) -> Agent {
