@@ -436,6 +436,8 @@ trustedKeys: ["ed25519:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]
 rbac:
   extraSubjects: [{kind: User, name: marshal, apiGroup: rbac.authorization.k8s.io}]
 EOF
+# The test bed made deu-1's tombstone ConfigMap for its push syncer; the member chart makes (and keeps) its own.
+kdeu delete configmap -n "$NS" marshal-removed --ignore-not-found >/dev/null
 check "helm install marshal-agent into deu-1" \
   helm --kubeconfig "$KUBECONFIG_DEU_1" install marshal-agent charts/marshal-agent -n "$NS" -f "$WORK/deu-values.yaml"
 eventually 60 "isr-fusion's Assignment in marshal-deu-1 is Refused by the member" bash -c \
