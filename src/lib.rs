@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod permissions;
 pub mod placement;
 pub mod plan;
+pub mod policy;
 pub mod signing;
 pub mod sync;

@@ -242,6 +242,8 @@ impl Context {
 pub struct Options {
     /// Heartbeats older than this make a cluster unreachable.
     pub cluster_grace: Duration,
+    /// Capacity reports older than this are unknown.
+    pub capacity_stale: Duration,
     /// Parallel reconciles.
     pub concurrency: u16,
 }
@@ -347,7 +349,10 @@ pub async fn run(
         metrics,
         recorder,
         stores: stores.clone(),
-        settings: Settings { cluster_grace_seconds: u32::try_from(opts.cluster_grace.as_secs()).unwrap_or(15) },
+        settings: Settings {
+            cluster_grace_seconds: u32::try_from(opts.cluster_grace.as_secs()).unwrap_or(15),
+            capacity_stale_seconds: u32::try_from(opts.capacity_stale.as_secs()).unwrap_or(u32::MAX),
+        },
         leader,
         namespaces: Mutex::new(BTreeSet::new()),
         superseded: Mutex::new(BTreeMap::new()),

@@ -31,8 +31,7 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
             .filter(|a| a.spec.cluster == cluster && a.spec.tier == tier)
             .filter_map(|a| a.status.as_ref())
             .filter(|s| s.phase == AssignmentPhase::Applied)
-            .map(|s| s.ready_replicas)
-            .sum()
+            .fold(0u32, |a, s| a.saturating_add(s.ready_replicas))
     };
     // Every placement's Assignment reported for its current spec (digest).
     let confirmed = d.placements.iter().all(|p| {
@@ -67,8 +66,9 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
             observed_at: v.observed_at.map(whole),
         })
         .collect();
-    let placed: u32 = placements.iter().map(|p| p.replicas).sum();
-    let ready: u32 = placements.iter().map(|p| p.ready_replicas).sum();
+    // Totals saturate: replicas in status come from members and earlier statuses and may add up beyond u32.
+    let placed: u32 = placements.iter().fold(0u32, |a, p| a.saturating_add(p.replicas));
+    let ready: u32 = placements.iter().fold(0u32, |a, p| a.saturating_add(p.ready_replicas));
     let refused: Vec<&Assignment> =
         assignments.iter().filter(|a| a.status.as_ref().is_some_and(|s| s.phase == AssignmentPhase::Refused)).collect();
 
@@ -128,6 +128,7 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
     MissionWorkloadStatus {
         observed_generation: mw.metadata.generation,
         phase: d.phase,
+        desired_replicas: d.wanted,
         replicas: placed,
         ready_replicas: ready,
         clusters: placements.iter().map(|p| p.cluster.as_str()).collect::<Vec<_>>().join(","),
