@@ -44,7 +44,7 @@ for crd in $(ls crds | sed 's/\.yaml$//'); do
   k wait --for=condition=Established "crd/$crd" --timeout=60s >/dev/null || exit 1
 done
 k apply -f deploy/admission-policy.yaml >/dev/null || exit 1
-k apply -f "${POLICIES[@]}" >/dev/null || exit 1
+for p in "${POLICIES[@]}"; do k apply -f "$p" >/dev/null || exit 1; done
 k get ns default >/dev/null || exit 1
 
 # The API server loads a new admission policy and its parameters asynchronously: wait until it denies.
