@@ -219,3 +219,18 @@ fn replica_totals_never_wrap() {
     assert!(d.frozen, "{}", d.message);
     assert_eq!(d.placed(), u32::MAX, "the total saturates instead of wrapping to 0");
 }
+
+#[test]
+fn a_workload_added_by_a_scenario_is_admitted_as_the_hub_would() {
+    let d = Dir::new("add-invalid", &[]);
+    let scenario = d.0.join("scenario.yaml");
+    std::fs::write(
+        &scenario,
+        "events:\n  - at: 30s\n    addWorkload: {apiVersion: marshal.dev/v1alpha1, kind: MissionWorkload, metadata: {name: late, namespace: ops}, spec: {owner: LTU, confidentiality: {policy: NATO, classification: RESTRICTED, categories: [{tagName: Releasable To, values: [XYZ]}]}, replicas: 1, template: {spec: {containers: [{name: a, image: b}]}}}}\n",
+    )
+    .expect("write");
+    rejected(
+        &d.plan(&["--scenario", scenario.to_str().expect("path")]),
+        &["30s", "addWorkload", "Releasable To value XYZ is not declared"],
+    );
+}

@@ -4,6 +4,8 @@
 
 pub mod assumed;
 pub mod build;
+pub mod clock;
+mod cluster_events;
 pub mod error;
 pub mod health;
 pub mod reconcile;
@@ -94,6 +96,8 @@ pub struct Context {
     started: Timestamp,
     /// Capacity promised to new placements that members have not reported yet.
     pub ledger: Mutex<assumed::Ledger>,
+    /// Fact times on the hub's clock (a time in the future counts from when the hub first saw it).
+    clock: clock::FactClock,
 }
 
 impl Context {
@@ -109,11 +113,12 @@ impl Context {
         self.leader.load(Ordering::Relaxed)
     }
 
-    /// The last heartbeat of a cluster, from its Lease.
+    /// The last heartbeat of a cluster, from its Lease, on the hub's clock (see [`clock`]).
     pub fn heartbeat(&self, cluster: &str) -> Option<Timestamp> {
         let key = ObjectRef::<Lease>::new(HEARTBEAT_LEASE).within(&cluster_namespace(cluster));
         let lease = self.stores.leases.get(&key)?;
-        lease.spec.as_ref()?.renew_time.as_ref().map(|t| t.0)
+        let renewed = lease.spec.as_ref()?.renew_time.as_ref().map(|t| t.0)?;
+        Some(self.clock.judge(clock::Fact::Heartbeat(cluster.to_string()), renewed, Timestamp::now()))
     }
 
     /// The heartbeat as reachability judges it: never older than this process's start. A heartbeat that went
@@ -146,22 +151,44 @@ impl Context {
         })
     }
 
-    /// When a cluster's capacity summary was last reported.
+    /// When a cluster's capacity summary was last reported, on the hub's clock.
     pub fn capacity_observed(&self, cluster: &str) -> Option<Timestamp> {
         let mc = self.stores.clusters.get(&ObjectRef::new(cluster))?;
-        mc.status.as_ref()?.observed_at.as_ref().map(|t| t.0)
+        let at = mc.status.as_ref()?.observed_at.as_ref().map(|t| t.0)?;
+        Some(self.clock.judge(clock::Fact::Capacity(cluster.to_string()), at, Timestamp::now()))
     }
 
-    /// The engine's view of the federation.
+    /// The engine's view of the federation. Heartbeats are the Leases' own times (a toleration runs from the moment a
+    /// heartbeat went stale, not from this process's start; decisions wait out the first grace period after a start
+    /// instead, see [`Context::warming_up`]); every fact time is on the hub's clock.
     pub fn snapshot(&self) -> Snapshot {
         let policies: Vec<SecurityPolicy> = self.stores.policies.state().iter().map(|p| (**p).clone()).collect();
-        let links: Vec<ClusterLink> = self.stores.links.state().iter().map(|l| (**l).clone()).collect();
+        let now = Timestamp::now();
+        let links: Vec<ClusterLink> = self
+            .stores
+            .links
+            .state()
+            .iter()
+            .map(|l| {
+                let mut l = (**l).clone();
+                let name = l.name_any();
+                if let Some(t) = l.status.as_mut().and_then(|s| s.observed_at.as_mut()) {
+                    t.0 = self.clock.judge(clock::Fact::Link(name), t.0, now);
+                }
+                l
+            })
+            .collect();
         let clusters = self
             .stores
             .clusters
             .state()
             .iter()
-            .map(|mc| ClusterFacts::from_crd(mc, self.judged_heartbeat(&mc.name_any())))
+            .map(|mc| {
+                let name = mc.name_any();
+                let mut facts = ClusterFacts::from_crd(mc, self.heartbeat(&name));
+                facts.capacity_observed_at = self.capacity_observed(&name);
+                facts
+            })
             .collect();
         Snapshot::new(&policies, clusters, &links, self.settings)
     }
@@ -360,6 +387,7 @@ pub async fn run(
         failovers: Mutex::new(BTreeMap::new()),
         started: Timestamp::now(),
         ledger: Mutex::new(assumed::Ledger::default()),
+        clock: clock::FactClock::default(),
     });
 
     // A new signing key (rotation) re-signs every Assignment at once.
@@ -369,7 +397,7 @@ pub async fn run(
     });
     // Any change of clusters or policies may change any decision.
     let everything = futures::stream::select_all(vec![
-        clusters_s.map(|_| ()).boxed(),
+        clusters_s.filter(cluster_events::significant(stores.clusters.clone())).map(|_| ()).boxed(),
         policies_s.map(|_| ()).boxed(),
         rotations.boxed(),
     ]);

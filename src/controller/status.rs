@@ -125,6 +125,8 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
     } else {
         Some(now.clone())
     };
+    let mut conditions = merge(&old.conditions, conds, mw.metadata.generation, now.clone());
+    compliance_unknown(&mut conditions, &old.conditions, d, &now);
     MissionWorkloadStatus {
         observed_generation: mw.metadata.generation,
         phase: d.phase,
@@ -134,8 +136,36 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
         clusters: placements.iter().map(|p| p.cluster.as_str()).collect::<Vec<_>>().join(","),
         placements,
         verdicts,
-        conditions: merge(&old.conditions, conds, mw.metadata.generation, now),
+        conditions,
         failback: d.failback.as_ref().map(|f| FailbackStatus { since: whole(f.since), targets: f.targets.clone() }),
         last_decision_time,
     }
+}
+
+/// A placement held because a fact is missing, stale or contradictory (a deleted SecurityPolicy, a capacity report
+/// of unknown age) runs without a verdict that allows it: `Compliant` is then `Unknown`, with what is missing
+/// (DESIGN.md §4, "lose nothing"), unless a member's refusal already makes it `False`.
+fn compliance_unknown(
+    conditions: &mut [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    d: &Decision,
+    now: &Time,
+) {
+    let held: Vec<String> = d
+        .verdicts
+        .iter()
+        .filter(|v| v.held && d.placements.iter().any(|p| p.cluster == v.cluster && p.tier == v.tier))
+        .map(|v| format!("{}/{} held: {}", v.cluster, v.tier, v.message))
+        .collect();
+    let Some(c) = conditions.iter_mut().find(|c| c.type_ == "Compliant" && c.status == "True") else { return };
+    if held.is_empty() {
+        return;
+    }
+    c.status = "Unknown".into();
+    c.reason = "FactsMissing".into();
+    c.message = format!("{}; nothing new is placed there until the facts return", held.join("; "));
+    c.last_transition_time = old
+        .iter()
+        .find(|o| o.type_ == "Compliant" && o.status == "Unknown")
+        .map_or_else(|| now.clone(), |o| o.last_transition_time.clone());
 }

@@ -246,6 +246,12 @@ impl Sim {
                 self.clusters[i].crd.spec.taints.retain(|x| x.key != t.key);
             }
             EventKind::AddWorkload(w) => {
+                // As the hub's admission policy would: the label is valid under each SecurityPolicy of its policy.
+                let label = &w.spec.confidentiality;
+                for p in self.policies.iter().filter(|p| p.spec.policy_identifier == label.policy) {
+                    placement::validity::check(&label.policy, &p.spec, &label.classification, &label.categories)
+                        .map_err(|why| format!("addWorkload: field spec.confidentiality: {why}"))?;
+                }
                 let model = WorkloadModel::from_crd(w);
                 self.workloads.insert(model.key.clone(), ((**w).clone(), model));
             }
