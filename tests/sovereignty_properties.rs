@@ -204,8 +204,8 @@ proptest! {
         let down = case.clusters.iter().filter(|c| c.heartbeat.is_none_or(|h| h < t(-15))).count();
         prop_assert_eq!(d.frozen, down * 2 > case.clusters.len(), "freeze when most clusters are unreachable: {}", d.message);
         let current: BTreeMap<(String, String), u32> = marshal::placement::normalize(&hist.placements)
-            .into_iter()
-            .map(|p| ((p.cluster, p.tier), p.replicas))
+            .iter()
+            .map(|p| ((p.cluster.clone(), p.tier.clone()), p.replicas))
             .collect();
         for p in &d.placements {
             let c = snap.cluster_index(&p.cluster).map(|i| &snap.clusters[i]);

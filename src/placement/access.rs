@@ -13,6 +13,8 @@
 //! *Releasable To*, the cluster's own nation counts as held.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
 use jiff::Timestamp;
 
@@ -149,7 +151,32 @@ impl<'a> LabelView<'a> {
     }
 }
 
-/// The ACDF for one cluster: the clearance holds what the label (under the clearance's policy) requires.
+/// `a, b, c` appended to `out`.
+fn join_into<'a>(out: &mut String, items: impl Iterator<Item = &'a str>) {
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(item);
+    }
+}
+
+/// What the clearance holds of a category, for a message: `[NATO, POL]`, or `none of its values`.
+fn holdings(out: &mut String, held: Option<&BTreeSet<String>>, own: Option<&str>) {
+    let listed = held.map_or(0, BTreeSet::len);
+    let own = own.filter(|n| held.is_none_or(|h| !h.contains(*n)));
+    if listed == 0 && own.is_none() {
+        out.push_str("none of its values");
+        return;
+    }
+    out.push('[');
+    join_into(out, held.into_iter().flatten().map(String::as_str).chain(own));
+    out.push(']');
+}
+
+/// The ACDF for one cluster: the clearance holds what the label (under the clearance's policy) requires. Messages
+/// say what the label requires and what the clearance lacks, naming the category (built in one buffer: this runs
+/// for every candidate that fails).
 pub fn acdf(c: &ClusterFacts, e: &Expressed<'_>) -> Result<(), Fail> {
     let clearance = &c.clearance;
     if let Some(why) = &clearance.defect {
@@ -159,60 +186,53 @@ pub fn acdf(c: &ClusterFacts, e: &Expressed<'_>) -> Result<(), Fail> {
         ));
     }
     if !clearance.classifications.contains(e.classification.as_ref()) {
-        let held: Vec<&str> = clearance.classifications.iter().map(String::as_str).collect();
-        return Err(Fail::no(
-            Reason::ClassificationNotCleared,
-            format!("the label is {}; the clearance of {} is for [{}] only", e.classification, c.name, held.join(", ")),
-        ));
+        let mut m = String::with_capacity(64 + e.classification.len() + c.name.len());
+        m.push_str("the label is ");
+        m.push_str(&e.classification);
+        m.push_str(", which the clearance of ");
+        m.push_str(&c.name);
+        m.push_str(" does not list");
+        return Err(Fail::no(Reason::ClassificationNotCleared, m));
     }
     for cat in e.categories.iter() {
         let Some(def) = e.policy.category(&cat.tag_name) else {
             return Err(Fail::no(Reason::LabelInvalid, format!("category {:?} is not defined", cat.tag_name)));
         };
         let held = clearance.categories.get(&cat.tag_name);
-        let own = cat.tag_name == RELEASABLE_TO;
-        let holds = |v: &str| held.is_some_and(|h| h.contains(v)) || (own && v == c.nation);
-        let has = || {
-            let mut list: Vec<&str> = held.map(|h| h.iter().map(String::as_str).collect()).unwrap_or_default();
-            if own && !list.contains(&c.nation.as_str()) {
-                list.push(&c.nation);
-            }
-            if list.is_empty() { "none of its values".to_string() } else { format!("[{}]", list.join(", ")) }
-        };
+        let own = (cat.tag_name == RELEASABLE_TO).then_some(c.nation.as_str());
+        let holds = |v: &str| held.is_some_and(|h| h.contains(v)) || own == Some(v);
         match def.type_.access() {
             Access::Informative => {}
             Access::Restrictive => {
-                let missing: Vec<&str> = cat.values.iter().map(String::as_str).filter(|v| !holds(v)).collect();
-                if !missing.is_empty() {
-                    return Err(Fail::no(
-                        Reason::NotReleasable,
-                        format!(
-                            "{} is restrictive: the label requires every value of [{}]; the clearance of {} lacks {} \
-                             (it holds {})",
-                            cat.tag_name,
-                            cat.values.join(", "),
-                            c.name,
-                            missing.join(", "),
-                            has()
-                        ),
-                    ));
+                if cat.values.iter().all(|v| holds(v)) {
+                    continue;
                 }
+                let mut m = String::with_capacity(160);
+                let _ = write!(m, "{} is restrictive: the label requires every value of [", cat.tag_name);
+                join_into(&mut m, cat.values.iter().map(String::as_str));
+                let _ = write!(m, "]; the clearance of {} lacks ", c.name);
+                join_into(&mut m, cat.values.iter().map(String::as_str).filter(|v| !holds(v)));
+                m.push_str(" (it holds ");
+                holdings(&mut m, held, own);
+                m.push(')');
+                return Err(Fail::no(Reason::NotReleasable, m));
             }
             Access::Permissive => {
-                if !cat.values.iter().any(|v| holds(v)) {
-                    return Err(Fail::no(
-                        Reason::NotReleasable,
-                        format!(
-                            "{} is permissive: the label requires one of [{}]; the clearance of {} holds none of them \
-                             (it holds {}{})",
-                            cat.tag_name,
-                            cat.values.join(", "),
-                            c.name,
-                            has(),
-                            if own { ", its own nation included" } else { "" }
-                        ),
-                    ));
+                if cat.values.iter().any(|v| holds(v)) {
+                    continue;
                 }
+                // The hot path of a fleet where most clusters may not hold a label: one buffer, no formatting.
+                let mut m = String::with_capacity(128);
+                m.push_str(&cat.tag_name);
+                m.push_str(" is permissive: the label requires one of [");
+                join_into(&mut m, cat.values.iter().map(String::as_str));
+                m.push_str("]; the clearance of ");
+                m.push_str(&c.name);
+                m.push_str(" holds none of them");
+                if own.is_some() {
+                    m.push_str(" (its own nation counts as held)");
+                }
+                return Err(Fail::no(Reason::NotReleasable, m));
             }
         }
     }

@@ -6,6 +6,7 @@
 //! that has no MemberCluster. A placement whose sovereignty filters say no is revoked at once, with the reason
 //! that revokes it.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 
@@ -60,7 +61,7 @@ pub struct Revoked {
 }
 
 /// Candidates and verdicts of one workload.
-pub struct Eval {
+pub struct Eval<'h> {
     /// Usable candidates (eligible, tolerated or held), sorted by key.
     pub cands: Vec<Cand>,
     /// Every verdict, sorted by (cluster, tier): every candidate's and every current placement's.
@@ -69,7 +70,7 @@ pub struct Eval {
     /// freeze or while the spec is invalid.
     pub revoked: Vec<Revoked>,
     /// The current placements, one per (cluster, tier) (duplicates summed), sorted.
-    pub current: Vec<CurrentPlacement>,
+    pub current: Cow<'h, [CurrentPlacement]>,
 }
 
 #[derive(PartialEq, Eq)]
@@ -90,7 +91,11 @@ fn class(eligible: bool, reason: Reason) -> Class {
 }
 
 /// One entry per (cluster, tier), replicas summed (saturating), sorted; the earliest `since` and the first reason.
-pub fn normalize(placements: &[CurrentPlacement]) -> Vec<CurrentPlacement> {
+/// What the engine itself left behind is already so, and is borrowed as it is.
+pub fn normalize(placements: &[CurrentPlacement]) -> Cow<'_, [CurrentPlacement]> {
+    if placements.windows(2).all(|w| (&w[0].cluster, &w[0].tier) < (&w[1].cluster, &w[1].tier)) {
+        return Cow::Borrowed(placements);
+    }
     let mut by_slot: BTreeMap<(&str, &str), CurrentPlacement> = BTreeMap::new();
     for p in placements {
         by_slot
@@ -105,16 +110,16 @@ pub fn normalize(placements: &[CurrentPlacement]) -> Vec<CurrentPlacement> {
             })
             .or_insert_with(|| p.clone());
     }
-    by_slot.into_values().collect()
+    Cow::Owned(by_slot.into_values().collect())
 }
 
 /// The verdict of `first` (or eligibility) for one candidate, with `since` carried over from the previous verdict
 /// while the candidate stays in the same class.
-fn verdict(cluster: &str, tier: &str, first: Option<&Fail>, prev: Option<&Verdict>, now: Timestamp) -> Verdict {
+fn verdict(cluster: &str, tier: &str, first: Option<Fail>, prev: Option<&Verdict>, now: Timestamp) -> Verdict {
     let (eligible, reason, message, observed_at) = match first {
         // No volatile figures here: a verdict that stays eligible must stay byte-identical in status.
         None => (true, Reason::Eligible, "passed every filter".to_string(), None),
-        Some(f) => (false, f.reason, f.message.clone(), f.observed_at),
+        Some(f) => (false, f.reason, f.message, f.observed_at),
     };
     let cls = class(eligible, reason);
     let since = prev.filter(|p| class(p.eligible, p.reason) == cls).map_or(now, |p| p.since);
@@ -132,7 +137,7 @@ fn verdict(cluster: &str, tier: &str, first: Option<&Fail>, prev: Option<&Verdic
 }
 
 /// Evaluates every candidate and every current placement.
-pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timestamp) -> Eval {
+pub fn evaluate<'h>(w: &WorkloadModel, snap: &Snapshot, hist: &'h History, now: Timestamp) -> Eval<'h> {
     let grace = snap.settings.cluster_grace_seconds;
     let toleration = i64::from(w.failover.toleration_seconds);
     let current = normalize(&hist.placements);
@@ -167,7 +172,7 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
             format!("{} has no MemberCluster: its clearance cannot be evaluated (fail closed)", p.cluster),
         );
         revoked.push(Revoked { cluster: p.cluster.clone(), tier: p.tier.clone(), reason: f.reason });
-        unknown.push(verdict(&p.cluster, &p.tier, Some(&f), None, now));
+        unknown.push(verdict(&p.cluster, &p.tier, Some(f), None, now));
     }
 
     let mut at = 0usize; // current placements are sorted by cluster, like the snapshot's clusters
@@ -177,11 +182,11 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
         }
         let here_end = current[at..].iter().take_while(|p| p.cluster == c.name).count() + at;
         let here = &current[at..here_end];
-        let reach = filters::reachable(c, grace, now);
+        let mut reach = filters::reachable(c, grace, now);
         // Every sovereignty filter except the taints (per tier: a NoSchedule taint spares what is placed). A policy
         // that is missing or contradictory holds what runs, but never hides a fact that says no: residency, the
         // owner's admission and the member's refusal need no policy and are asked all the same.
-        let sovereign = match filters::accredited(c, now).and_then(|_| filters::sovereignty(c, &mut view)) {
+        let mut sovereign = match filters::accredited(c, now).and_then(|_| filters::sovereignty(c, &mut view)) {
             Ok(e) => filters::residency(c, w)
                 .and_then(|_| filters::host_admission(c, &w.owner, &e))
                 .and_then(|_| filters::member_refusal(c, &hist.refused)),
@@ -191,9 +196,9 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
                 .and(Err(f)),
             Err(f) => Err(f),
         };
-        let cluster_static = sovereign.clone().and_then(|_| filters::selector(c, w.selector.as_ref()));
+        let mut select = if sovereign.is_ok() { filters::selector(c, w.selector.as_ref()) } else { Ok(()) };
         // The link is only looked at when the cheaper filters before it pass.
-        let link = if reach.is_ok() && cluster_static.is_ok() {
+        let mut link = if reach.is_ok() && sovereign.is_ok() && select.is_ok() {
             filters::link(ci, w, snap, source, now)
         } else {
             Ok(u32::MAX)
@@ -208,11 +213,14 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
             }
         }
         tiers.sort_unstable();
-        for &t in &tiers {
+        let reach_failed = reach.is_err();
+        for (ti, &t) in tiers.iter().enumerate() {
+            // A cluster's failure is reported by each of its tiers: the last takes its message, the others copy it.
+            let last = ti + 1 == tiers.len();
             let cur_here = here.iter().find(|p| p.tier == t);
             let own = cur_here.map_or(0, |p| p.replicas);
-            let taint = filters::taints(c, w, cur_here.is_some());
-            let tier_ok = filters::tier(c, w, t);
+            let mut taint = filters::taints(c, w, cur_here.is_some());
+            let mut tier_ok = filters::tier(c, w, t);
             // What sovereignty says of this candidate: the taints, then the cluster's sovereignty filters.
             let sovereign_here = taint.as_ref().map(|_| ()).and(sovereign.as_ref().map(|_| ()));
             if let (Some(_), Err(f)) = (cur_here, &sovereign_here)
@@ -220,15 +228,26 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
             {
                 revoked.push(Revoked { cluster: c.name.clone(), tier: t.to_string(), reason: f.reason });
             }
-            // Everything except the network: taints, sovereignty, selector and tier.
-            let hard = sovereign_here.and(cluster_static.as_ref().map(|_| ())).and(tier_ok.as_ref().map(|_| ()));
+            // Everything except the network: taints, sovereignty, selector and tier (the first of them that fails).
+            let hard_hold =
+                [taint.as_ref().err(), sovereign.as_ref().err(), select.as_ref().err(), tier_ok.as_ref().err()]
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .map(|f| f.hold);
             let mut fit = 0;
-            let first: Option<Fail> = if let Err(f) = &reach {
-                Some(f.clone())
-            } else if let Err(f) = hard {
-                Some(f.clone())
-            } else if let Err(f) = &link {
-                Some(f.clone())
+            let first: Option<Fail> = if let Err(f) = &mut reach {
+                Some(take(f, last))
+            } else if let Err(f) = &mut taint {
+                Some(take(f, true))
+            } else if let Err(f) = &mut sovereign {
+                Some(take(f, last))
+            } else if let Err(f) = &mut select {
+                Some(take(f, last))
+            } else if let Err(f) = &mut tier_ok {
+                Some(take(f, true))
+            } else if let Err(f) = &mut link {
+                Some(take(f, last))
             } else {
                 let own_now = (own, cur_here.and_then(|p| p.ready));
                 match filters::capacity(c, t, w.request, own_now, &snap.settings, now) {
@@ -239,14 +258,15 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
                     Err(f) => Some(f),
                 }
             };
-            let mut v = verdict(&c.name, t, first.as_ref(), previous(&c.name, t), now);
+            let first_hold = first.as_ref().map(|f| f.hold);
+            let mut v = verdict(&c.name, t, first, previous(&c.name, t), now);
             let mut tolerated = false;
             let mut held = false;
-            if let (Some(_), Some(f)) = (cur_here, &first) {
+            if let (Some(_), Some(first_hold)) = (cur_here, first_hold) {
                 // What the placement may do: the strictest hold of every filter that failed.
-                let mut hold = f.hold;
-                if let (Err(h), true) = (hard, reach.is_err()) {
-                    hold = hold.and(h.hold);
+                let mut hold = first_hold;
+                if let (Some(h), true) = (hard_hold, reach_failed) {
+                    hold = hold.and(h);
                 }
                 match hold {
                     Hold::Go => {}
@@ -297,6 +317,12 @@ pub fn evaluate(w: &WorkloadModel, snap: &Snapshot, hist: &History, now: Timesta
     }
     cands.sort_by_key(|c| c.key);
     Eval { cands, verdicts, revoked, current }
+}
+
+/// A failure for a verdict: its message moved out when `last` (the failure reports nothing more), copied otherwise.
+fn take(f: &mut Fail, last: bool) -> Fail {
+    let message = if last { std::mem::take(&mut f.message) } else { f.message.clone() };
+    Fail { reason: f.reason, message, observed_at: f.observed_at, hold: f.hold }
 }
 
 /// The message of the sovereignty filter that failed (taints first), for a verdict whose first failure is another.

@@ -170,7 +170,7 @@ fn ceil_second(t: Timestamp) -> Timestamp {
 }
 
 /// Chooses between the sticky and the ideal division, and explains the result.
-pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, now: Timestamp) -> Decision {
+pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval<'_>, now: Timestamp) -> Decision {
     let Eval { cands, verdicts, revoked, current } = eval;
     let frozen = super::fleet_frozen(snap, now);
     let mut failback = None;
@@ -271,7 +271,7 @@ pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, no
     // candidate out, else capacity, failback, a smaller spec, or a rebalance.
     let mut source_reasons = BTreeMap::new();
     let current_total = current.iter().fold(0u32, |a, p| a.saturating_add(p.replicas));
-    for p in &current {
+    for p in current.iter() {
         let v = verdicts
             .binary_search_by(|v| (v.cluster.as_str(), v.tier.as_str()).cmp(&(p.cluster.as_str(), p.tier.as_str())))
             .ok()

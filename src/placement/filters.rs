@@ -87,12 +87,15 @@ pub fn accredited(c: &ClusterFacts, now: Timestamp) -> Result<(), Fail> {
 /// Filter 5: residency.
 pub fn residency(c: &ClusterFacts, w: &WorkloadModel) -> Result<(), Fail> {
     if !w.residency.is_empty() && !w.residency.contains(&c.nation) {
-        let mut allowed: Vec<&str> = w.residency.iter().map(String::as_str).collect();
-        allowed.sort_unstable();
-        return Err(Fail::no(
-            Reason::ResidencyViolation,
-            format!("{} is not a residency nation (residency: {})", c.nation, allowed.join(", ")),
-        ));
+        let mut m = format!("{} is not a residency nation (residency: ", c.nation);
+        for (i, n) in w.residency.iter().enumerate() {
+            if i > 0 {
+                m.push_str(", ");
+            }
+            m.push_str(n);
+        }
+        m.push(')');
+        return Err(Fail::no(Reason::ResidencyViolation, m));
     }
     Ok(())
 }
