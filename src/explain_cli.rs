@@ -103,9 +103,8 @@ pub fn fact(v: &VerdictStatus, f: &Facts) -> (String, Option<Timestamp>) {
         "Unreachable" => ("heartbeat".into(), heartbeat),
         "Tainted" => ("cluster taints".into(), None),
         "AccreditationExpired" => ("clearance.reviewBy".into(), None),
-        "PolicyMismatch" | "ClassificationNotCleared" | "NotReleasable" | "LabelInvalid" => {
-            ("cluster clearance".into(), None)
-        }
+        "PolicyMismatch" | "ClassificationNotCleared" | "NotReleasable" => ("cluster clearance".into(), None),
+        "LabelInvalid" => ("label, SecurityPolicy rules".into(), None),
         "PolicyUnknown" => ("SecurityPolicy".into(), None),
         "ResidencyViolation" => ("residency/nation".into(), None),
         "HostRefused" => ("host admission".into(), None),

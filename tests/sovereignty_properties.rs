@@ -33,6 +33,7 @@ struct Gen {
     expired: bool,
     taint: u8,
     refused: bool,
+    capacity_stale: bool,
 }
 
 fn cluster_gen() -> impl Strategy<Value = Gen> {
@@ -40,10 +41,21 @@ fn cluster_gen() -> impl Strategy<Value = Gen> {
         (0..NATIONS.len(), (any::<bool>(), any::<bool>()), proptest::array::uniform4(proptest::bool::weighted(0.8))),
         (proptest::collection::vec(0..NATIONS.len(), 0..3), proptest::bool::weighted(0.6)),
         (proptest::option::weighted(0.2, 0..NATIONS.len()), proptest::option::weighted(0.3, 0..4usize)),
-        (proptest::bool::weighted(0.3), proptest::bool::weighted(0.15), 0u8..8, proptest::bool::weighted(0.1)),
+        (
+            proptest::bool::weighted(0.3),
+            proptest::bool::weighted(0.15),
+            0u8..8,
+            proptest::bool::weighted(0.1),
+            proptest::bool::weighted(0.2),
+        ),
     )
         .prop_map(
-            |((nation, tiers, cleared), (held, nato), (owners, max_class), (stale, expired, taint, refused))| Gen {
+            |(
+                (nation, tiers, cleared),
+                (held, nato),
+                (owners, max_class),
+                (stale, expired, taint, refused, capacity_stale),
+            )| Gen {
                 nation,
                 tiers,
                 cleared,
@@ -55,6 +67,7 @@ fn cluster_gen() -> impl Strategy<Value = Gen> {
                 expired,
                 taint,
                 refused,
+                capacity_stale,
             },
         )
 }
@@ -81,6 +94,9 @@ fn build(i: usize, g: &Gen) -> ClusterFacts {
     c.max_classification = g.max_class.map(|m| LEVELS[m].to_string());
     if g.expired {
         c.clearance.review_by = t(-1);
+    }
+    if g.capacity_stale {
+        c.capacity_observed_at = Some(t(-120)); // older than the 30 s bound: unknown
     }
     c.taints = match g.taint {
         0 => vec![ClusterTaint { key: "maint".into(), value: None, effect: TaintEffect::NoSchedule }],
@@ -187,7 +203,7 @@ fn sovereign(c: Option<&ClusterFacts>, w: &WorkloadModel, refused: &[String]) ->
 
 fn run(case: &Case) -> (Snapshot, Decision, History) {
     let policies = if case.policy { vec![nato()] } else { vec![] };
-    let settings = Settings { capacity_stale_seconds: u32::MAX, ..Settings::default() };
+    let settings = Settings { capacity_stale_seconds: 30, ..Settings::default() };
     let snap = Snapshot::new(&policies, case.clusters.clone(), &[], settings);
     let mut hist = History { placements: case.current.clone(), ..History::default() };
     hist.refused = case.refused.iter().map(|c| (c.clone(), "member clearance: refused".to_string())).collect();
@@ -225,6 +241,14 @@ proptest! {
                         || (!c.owner_nations.contains("*") && !c.owner_nations.contains(&case.w.owner))
                 }));
                 prop_assert!(outright.is_none(), "held although a fact says no: {:?}: {:?}", outright, p);
+            }
+        }
+        // A capacity report of unknown age holds what runs there and places nothing new.
+        for p in &d.placements {
+            let stale = snap.cluster_index(&p.cluster).is_some_and(|i| snap.clusters[i].capacity_observed_at == Some(t(-120)));
+            if stale {
+                let had = current.get(&(p.cluster.clone(), p.tier.clone())).copied().unwrap_or(0);
+                prop_assert!(p.replicas <= had, "placed on capacity of unknown age: {:?} (had {})", p, had);
             }
         }
         // Every current placement has a verdict, and every slot whose sovereignty fails lost its replicas.
