@@ -99,12 +99,12 @@ pub fn fact(v: &VerdictStatus, f: &Facts) -> (String, Option<Timestamp>) {
     let capacity = status.and_then(|s| ts(&s.observed_at));
     let source = f.workload.spec.placement.data_source.as_ref().map(|d| d.cluster.as_str());
     match v.reason.as_str() {
+        "ClusterUnknown" => ("MemberCluster".into(), None),
         "Unreachable" => ("heartbeat".into(), heartbeat),
         "Tainted" => ("cluster taints".into(), None),
         "AccreditationExpired" => ("clearance.reviewBy".into(), None),
-        "PolicyMismatch" | "ClassificationNotCleared" | "NotReleasable" | "LabelInvalid" => {
-            ("cluster clearance".into(), None)
-        }
+        "PolicyMismatch" | "ClassificationNotCleared" | "NotReleasable" => ("cluster clearance".into(), None),
+        "LabelInvalid" => ("label, SecurityPolicy rules".into(), None),
         "PolicyUnknown" => ("SecurityPolicy".into(), None),
         "ResidencyViolation" => ("residency/nation".into(), None),
         "HostRefused" => ("host admission".into(), None),
@@ -249,6 +249,9 @@ pub fn render(f: &Facts, width: usize) -> String {
     let mut out = String::new();
     let decided = age(f.now, ts(&status.last_decision_time));
     let wanted = match w.spec.placement.mode {
+        crate::api::PlacementMode::Duplicated if status.desired_replicas > 0 => {
+            format!("{} per cluster, {} in all", w.spec.replicas, status.desired_replicas)
+        }
         crate::api::PlacementMode::Duplicated => format!("{} per cluster", w.spec.replicas),
         crate::api::PlacementMode::Divided => format!("{} wanted", w.spec.replicas),
     };

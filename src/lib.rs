@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod permissions;
 pub mod placement;
 pub mod plan;
+pub mod policy;
 pub mod reflect;
 pub mod signing;
 pub mod sync;

@@ -55,6 +55,9 @@ enum Command {
         /// A heartbeat older than this makes a cluster unreachable.
         #[arg(long, default_value_t = 15)]
         cluster_grace: u32,
+        /// A capacity report older than this (seconds) is unknown (`CapacityUnknown`).
+        #[arg(long, default_value_t = marshal::placement::model::DEFAULT_CAPACITY_STALE_SECONDS)]
+        capacity_stale: u32,
         /// Output format.
         #[arg(short = 'o', long, value_enum, default_value = "table")]
         output: Output,
@@ -63,6 +66,11 @@ enum Command {
     Agent(AgentCli),
     /// Explain a MissionWorkload's placements: why each cluster is in or out, from which fact, how old it is.
     Explain(marshal::explain_cli::ExplainArgs),
+    /// Security policies: import SecurityPolicies from Open XML SPIF files.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Generate an Ed25519 signing key for Assignments and print it as a hub Secret (YAML).
     Keygen {
         /// Namespace of the Secret.
@@ -83,6 +91,27 @@ enum Command {
         #[arg(long, conflicts_with_all = ["public_out", "trust"])]
         public_from: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Read Open XML SPIF files and print one SecurityPolicy per file. Mappings to equivalent policies are resolved
+    /// between the files given (give the SPIF of every policy a mapping names); anything Marshal cannot represent
+    /// is refused with the element named.
+    Import {
+        /// SPIF files (XML).
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(short = 'o', long, value_enum, default_value = "yaml")]
+        output: PolicyOutput,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PolicyOutput {
+    Yaml,
+    Json,
 }
 
 #[derive(clap::Args)]
@@ -108,6 +137,10 @@ struct ControllerArgs {
     /// How often syncers summarise member capacity (seconds).
     #[arg(long, default_value_t = 10)]
     capacity_interval: u64,
+    /// A capacity report older than this (seconds) is unknown (`CapacityUnknown`): nothing new is placed on that
+    /// cluster until it reports again. Keep it above twice the members' capacity interval.
+    #[arg(long, default_value_t = marshal::placement::model::DEFAULT_CAPACITY_STALE_SECONDS)]
+    capacity_stale: u32,
     /// Writes per second each member may receive from Marshal (token bucket).
     #[arg(long, default_value_t = 20)]
     member_write_budget: u32,
@@ -206,6 +239,7 @@ async fn controller(args: ControllerArgs) -> Result<(), String> {
     }
     let opts = marshal::controller::Options {
         cluster_grace: Duration::from_secs(args.cluster_grace),
+        capacity_stale: Duration::from_secs(u64::from(args.capacity_stale)),
         concurrency: args.concurrency,
         assignment_validity: Duration::from_secs(args.assignment_validity),
     };
@@ -300,13 +334,22 @@ fn run(cli: Cli) -> Result<(), Error> {
             print!("{}", api::crds_yaml().map_err(|e| Error::Output(e.to_string()))?);
             Ok(())
         }
-        Command::Plan { files, scenario, now, cluster_grace, output } => {
+        Command::Policy { command: PolicyCommand::Import { files, output } } => {
+            let policies = marshal::policy::import_files(&files)?;
+            let text = match output {
+                PolicyOutput::Yaml => marshal::policy::to_yaml(&policies).map_err(|e| Error::Output(e.to_string()))?,
+                PolicyOutput::Json => marshal::policy::to_json(&policies).map_err(|e| Error::Output(e.to_string()))?,
+            };
+            print!("{text}");
+            Ok(())
+        }
+        Command::Plan { files, scenario, now, cluster_grace, capacity_stale, output } => {
             let inputs = plan::input::read(&files)?;
             let events = match &scenario {
                 Some(p) => plan::scenario::read(p)?,
                 None => Vec::new(),
             };
-            let settings = Settings { cluster_grace_seconds: cluster_grace };
+            let settings = Settings { cluster_grace_seconds: cluster_grace, capacity_stale_seconds: capacity_stale };
             let result = plan::run(&inputs, &events, now, settings).map_err(|message| Error::Input {
                 path: scenario.clone().unwrap_or_default(),
                 object: "scenario".into(),

@@ -73,7 +73,9 @@ fn grants(docs: &[Value], kind: &str) -> Vec<Grant> {
     let mut out = Vec::new();
     for d in docs.iter().filter(|d| d["kind"] == kind) {
         for rule in d["rules"].as_array().expect("rules") {
-            let names = strings(&rule["resourceNames"]);
+            // `resourceNames: {{ toJson ... }}` renders as TEMPLATED: a name list the chart fills in from values.
+            let names =
+                if rule["resourceNames"] == "TEMPLATED" { vec!["TEMPLATED".to_string()] } else { strings(&rule["resourceNames"]) };
             for g in strings(&rule["apiGroups"]) {
                 for r in strings(&rule["resources"]) {
                     for v in strings(&rule["verbs"]) {
@@ -97,7 +99,9 @@ fn check(table: &[Permission], scope: Scope, granted: &[Grant], what: &str) {
                 g.group == p.api_group
                     && g.resource == p.resource
                     && g.verb == *verb
-                    && (g.names.is_empty() || p.names.iter().all(|n| g.names.contains(&n.to_string())))
+                    && (g.names.is_empty()
+                        || g.names == ["TEMPLATED"]
+                        || p.names.iter().all(|n| g.names.contains(&n.to_string())))
             });
             assert!(ok, "{what} does not grant {verb} on {}/{} ({}): {granted:#?}", p.api_group, p.resource, p.why);
         }
@@ -109,6 +113,7 @@ fn check(table: &[Permission], scope: Scope, granted: &[Grant], what: &str) {
                 && p.resource == g.resource
                 && p.verbs.contains(&g.verb.as_str())
                 && (p.names.is_empty()
+                    || g.names == ["TEMPLATED"]
                     || (!g.names.is_empty() && g.names.iter().all(|n| p.names.contains(&n.as_str()))))
         });
         assert!(used, "{what} grants {g:?}, which src/permissions.rs does not list (least privilege)");

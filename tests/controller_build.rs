@@ -269,3 +269,39 @@ fn foreign_assignments_do_not_belong_to_the_workload() {
         assert!(build::refusals(mine).is_empty());
     }
 }
+
+#[test]
+fn status_shows_the_desired_total_and_compliance_unknown_while_a_fact_is_missing() {
+    // Duplicated on two clusters: one replica each is two in all, and the REPLICAS column says so.
+    let mut w = mw();
+    w.spec.replicas = 1;
+    w.spec.placement.mode = marshal::api::PlacementMode::Duplicated;
+    w.spec.placement.spread = None;
+    let d = decide(&WorkloadModel::from_crd(&w), &snapshot(clusters(), &[]), &Default::default(), t(0));
+    let s = status::build(&w, &d, &[], Time(t(0)));
+    assert_eq!((s.desired_replicas, s.replicas), (2, 2));
+    let compliant = s.conditions.iter().find(|c| c.type_ == "Compliant").expect("Compliant");
+    assert_eq!(compliant.status, "True");
+
+    // The SecurityPolicy disappears: what runs is held, and the workload says its compliance is unknown.
+    let mut w = w.clone();
+    w.status = Some(s.clone());
+    let held = marshal::placement::Snapshot::new(&[], clusters(), &[], Default::default());
+    let d = decide(&WorkloadModel::from_crd(&w), &held, &build::history(&w), t(10));
+    assert_eq!(d.placed(), 2, "nothing is removed for a missing policy");
+    let s2 = status::build(&w, &d, &[], Time(t(10)));
+    let compliant = s2.conditions.iter().find(|c| c.type_ == "Compliant").expect("Compliant");
+    assert_eq!((compliant.status.as_str(), compliant.reason.as_str()), ("Unknown", "FactsMissing"));
+    assert!(compliant.message.contains("no SecurityPolicy with identifier NATO"), "{}", compliant.message);
+    assert_eq!(compliant.last_transition_time, Time(t(10)));
+    // Unchanged facts: the same status, byte for byte (no write).
+    let mut w2 = w.clone();
+    w2.status = Some(s2.clone());
+    let d2 = decide(&WorkloadModel::from_crd(&w2), &held, &build::history(&w2), t(12));
+    assert_eq!(status::build(&w2, &d2, &[], Time(t(12))), s2);
+    // The policy is back: compliant again, from now.
+    let d3 = decide(&WorkloadModel::from_crd(&w2), &snapshot(clusters(), &[]), &build::history(&w2), t(14));
+    let s3 = status::build(&w2, &d3, &[], Time(t(14)));
+    let compliant = s3.conditions.iter().find(|c| c.type_ == "Compliant").expect("Compliant");
+    assert_eq!((compliant.status.as_str(), &compliant.last_transition_time), ("True", &Time(t(14))));
+}

@@ -134,7 +134,7 @@ fn printer_columns_make_kubectl_get_useful() {
             "MissionWorkload",
             &[
                 ("PHASE", ".status.phase"),
-                ("REPLICAS", ".spec.replicas"),
+                ("REPLICAS", ".status.desiredReplicas"),
                 ("READY", ".status.readyReplicas"),
                 ("CLUSTERS", ".status.clusters"),
                 ("AGE", ".metadata.creationTimestamp"),

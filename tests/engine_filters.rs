@@ -9,11 +9,22 @@ use serde_json::json;
 
 type ClusterChange = fn(&mut ClusterFacts);
 
+/// A national policy beside NATO's, with no mapping between the two.
+fn pol_national() -> marshal::api::SecurityPolicy {
+    serde_json::from_value(json!({
+        "apiVersion": "marshal.dev/v1alpha1", "kind": "SecurityPolicy", "metadata": {"name": "pol-national"},
+        "spec": {"policyIdentifier": "POL-NATIONAL", "classifications": ["UNCLASSIFIED", "RESTRICTED", "CONFIDENTIAL", "SECRET"],
+                 "categories": [{"tagName": "Releasable To", "type": "Permissive"}]}
+    }))
+    .expect("policy")
+}
+
 /// Decides with one cluster `pol-1` (POL, core + edge) and returns the verdict of `pol-1/core`.
 fn verdict_for(w: &WorkloadModel, change: ClusterChange) -> (bool, Reason, String) {
     let mut c = cluster("pol-1", "POL", &["core", "edge"]);
     change(&mut c);
-    let snap = snapshot(vec![c], &[]);
+    let settings = marshal::placement::Settings { capacity_stale_seconds: 30, ..Default::default() };
+    let snap = marshal::placement::Snapshot::new(&[nato(), pol_national()], vec![c], &[], settings);
     let d = decide(w, &snap, &History::default(), t(0));
     let v = verdict(&d, "pol-1", "core");
     (v.eligible, v.reason, v.message.clone())
@@ -37,6 +48,16 @@ fn cluster_filters_table() {
         ("accreditation expired", |c| c.clearance.review_by = t(-1), Reason::AccreditationExpired),
         ("accreditation expires exactly now", |c| c.clearance.review_by = t(0), Reason::AccreditationExpired),
         ("clearance under another policy", |c| c.clearance.policy = "POL-NATIONAL".into(), Reason::PolicyMismatch),
+        (
+            "clearance under a policy the hub does not know (it might have mapped the label: held, not a no)",
+            |c| c.clearance.policy = "ESP-NATIONAL".into(),
+            Reason::PolicyUnknown,
+        ),
+        (
+            "a clearance listing a category twice is contradictory",
+            |c| c.clearance.defect = Some("spec.clearance.categories lists \"Releasable To\" more than once".into()),
+            Reason::PolicyUnknown,
+        ),
         (
             "classification not cleared",
             |c| {
@@ -65,7 +86,19 @@ fn cluster_filters_table() {
         ),
         ("host accepts at its cap", |c| c.max_classification = Some("RESTRICTED".into()), Reason::Eligible),
         ("tier not offered", |c| c.tiers = vec!["edge".into()], Reason::TierNotAllowed),
-        ("capacity not reported", |c| c.free.clear(), Reason::CapacityUnknown),
+        (
+            "capacity never reported",
+            |c| {
+                c.free.clear();
+                c.capacity_observed_at = None;
+            },
+            Reason::CapacityUnknown,
+        ),
+        ("capacity reported without a time (age unknown)", |c| c.capacity_observed_at = None, Reason::CapacityUnknown),
+        ("capacity older than the bound", |c| c.capacity_observed_at = Some(t(-31)), Reason::CapacityUnknown),
+        ("capacity exactly at the bound", |c| c.capacity_observed_at = Some(t(-30)), Reason::Eligible),
+        ("capacity dated in the future counts as now", |c| c.capacity_observed_at = Some(t(3600)), Reason::Eligible),
+        ("a fresh report without the tier: it has no nodes", |c| c.free.clear(), Reason::InsufficientPods),
         (
             "free cpu unknown",
             |c| {
@@ -90,7 +123,8 @@ fn cluster_filters_table() {
 fn workload_filters_table() {
     let cases = vec![
         ("eligible baseline", json!({}), Reason::Eligible),
-        ("label under an unknown policy", json!({"confidentiality": {"policy": "XX"}}), Reason::PolicyMismatch),
+        // Unknown, not a mismatch: the policy is missing, and a missing fact holds what runs (DESIGN.md §4).
+        ("label under an unknown policy", json!({"confidentiality": {"policy": "XX"}}), Reason::PolicyUnknown),
         (
             "alternative label under the clearance's policy is used",
             json!({"confidentiality": {"policy": "POL-NATIONAL", "alternatives": [
@@ -130,9 +164,20 @@ fn workload_filters_table() {
         ),
         (
             "restrictive value not held",
-            json!({"confidentiality": {"categories": [
+            json!({"confidentiality": {"classification": "CONFIDENTIAL", "categories": [
                 {"tagName": "Releasable To", "values": ["POL"]}, {"tagName": "Special Handling", "values": ["ATOMAL"]}]}}),
             Reason::NotReleasable,
+        ),
+        (
+            "restrictive value at a classification it excludes",
+            json!({"confidentiality": {"categories": [
+                {"tagName": "Releasable To", "values": ["POL"]}, {"tagName": "Special Handling", "values": ["ATOMAL"]}]}}),
+            Reason::LabelInvalid,
+        ),
+        (
+            "value the policy does not declare",
+            json!({"confidentiality": {"categories": [{"tagName": "Releasable To", "values": ["POL", "XYZ"]}]}}),
+            Reason::LabelInvalid,
         ),
         ("residency excludes the nation", json!({"residency": ["LTU", "DEU"]}), Reason::ResidencyViolation),
         ("residency includes the nation", json!({"residency": ["POL"]}), Reason::Eligible),

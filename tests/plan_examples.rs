@@ -153,7 +153,10 @@ fn same_inputs_same_plan_regardless_of_file_order() {
         let mut v: Vec<PathBuf> = std::fs::read_dir("examples/baltic")
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| !p.file_name().unwrap().to_str().unwrap().starts_with("scenario"))
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_str().unwrap();
+                name.ends_with(".yaml") && !name.starts_with("scenario")
+            })
             .collect();
         v.sort();
         v.reverse();

@@ -88,7 +88,7 @@ pub struct ClusterLinkStatus {
     #[schemars(range(min = 0, max = 100))]
     pub loss_percent: Option<u32>,
     /// When these figures were measured.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::time::clamped_opt")]
     pub observed_at: Option<Time>,
     /// Who measured them, e.g. `agent/ltu-1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

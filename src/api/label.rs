@@ -71,7 +71,9 @@ pub struct Clearance {
     #[schemars(length(max = 16))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["tagName".into()]))]
     pub categories: Vec<CategoryValues>,
-    /// Accreditation expiry (RFC 3339). After it the cluster is not eligible for anything (fail closed).
+    /// Accreditation expiry (RFC 3339). After it the cluster is not eligible for anything (fail closed). Any time
+    /// the API server accepts is read, up to `9999-12-31T23:59:59Z` (a common "never").
+    #[serde(deserialize_with = "super::time::clamped")]
     pub review_by: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
 }
 

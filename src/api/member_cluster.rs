@@ -169,16 +169,16 @@ pub struct TierCapacity {
 #[serde(rename_all = "camelCase")]
 pub struct MemberClusterStatus {
     /// `Reachable`, `Accredited`, `CredentialsValid`, ...
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::time::clamped_conditions")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
     /// Last heartbeat renewal seen.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::time::clamped_opt")]
     pub last_heartbeat_time: Option<Time>,
     /// Capacity per tier.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub capacity: BTreeMap<String, TierCapacity>,
     /// When the capacity was observed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::time::clamped_opt")]
     pub observed_at: Option<Time>,
 }

@@ -219,7 +219,7 @@ fn pod_spec_schema(_: &mut schemars::generate::SchemaGenerator) -> schemars::Sch
     status = "MissionWorkloadStatus",
     doc = "A mission workload: a pod template with a confidentiality label, placed by Marshal across member clusters.",
     printcolumn(name = "PHASE", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "REPLICAS", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "REPLICAS", type_ = "integer", json_path = ".status.desiredReplicas"),
     printcolumn(name = "READY", type_ = "integer", json_path = ".status.readyReplicas"),
     printcolumn(name = "CLUSTERS", type_ = "string", json_path = ".status.clusters"),
     printcolumn(name = "AGE", type_ = "date", json_path = ".metadata.creationTimestamp")
@@ -284,7 +284,7 @@ pub struct PlacementStatus {
     #[serde(default)]
     pub ready_replicas: u32,
     /// When this placement started.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::time::clamped_opt")]
     pub since: Option<Time>,
     /// Why it is there, e.g. `Preferred`, `Sticky`, `Tolerated`.
     #[serde(default)]
@@ -307,10 +307,10 @@ pub struct VerdictStatus {
     #[serde(default)]
     pub message: String,
     /// When (eligible, reason) last changed for this candidate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::time::clamped_opt")]
     pub since: Option<Time>,
     /// Observation time of the deciding fact, when it is frozen (e.g. the last heartbeat).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::time::clamped_opt")]
     pub observed_at: Option<Time>,
 }
 
@@ -319,6 +319,7 @@ pub struct VerdictStatus {
 #[serde(rename_all = "camelCase")]
 pub struct FailbackStatus {
     /// Since when.
+    #[serde(deserialize_with = "super::time::clamped")]
     pub since: Time,
     /// `cluster/tier` of the better placement.
     #[serde(default)]
@@ -335,6 +336,10 @@ pub struct MissionWorkloadStatus {
     /// Pending, Placed, Degraded, Unplaceable or Frozen.
     #[serde(default)]
     pub phase: Phase,
+    /// Replicas wanted in total: `spec.replicas` in Divided mode; in Duplicated mode `spec.replicas` (within
+    /// `maxReplicasPerCluster`) on each eligible cluster, so that `kubectl get` compares it with `readyReplicas`.
+    #[serde(default)]
+    pub desired_replicas: u32,
     /// Replicas placed.
     #[serde(default)]
     pub replicas: u32,
@@ -351,13 +356,13 @@ pub struct MissionWorkloadStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub verdicts: Vec<VerdictStatus>,
     /// Placed, Ready, Compliant, Invalid.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::time::clamped_conditions")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
     /// A better placement the engine waits to move to (failback window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failback: Option<FailbackStatus>,
     /// When the decision last changed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::time::clamped_opt")]
     pub last_decision_time: Option<Time>,
 }

@@ -11,6 +11,7 @@ mod member_cluster;
 mod mission_workload;
 pub mod schema;
 mod security_policy;
+pub mod time;
 
 pub use assignment::{Assignment, AssignmentPhase, AssignmentSpec, AssignmentStatus, WorkloadRef, canonical_json};
 pub use cluster_link::{ClusterLink, ClusterLinkSpec, ClusterLinkStatus, LinkProbe, LinkState};
@@ -24,7 +25,11 @@ pub use mission_workload::{
     Phase, Placement, PlacementMode, PlacementStatus, Spread, TemplateMetadata, Toleration, TolerationOperator,
     VerdictStatus, WorkloadTemplate,
 };
-pub use security_policy::{CategoryDefinition, CategoryType, SecurityPolicy, SecurityPolicySpec};
+pub use security_policy::{
+    Access, Applied, CategoryDefinition, CategoryMapping, CategoryRef, CategoryType, ClassificationMapping,
+    ClassificationRule, EquivalentPolicy, RequiredCategory, RequiredOperation, SecurityPolicy, SecurityPolicySpec,
+    SecurityPolicyStatus, ValueRule,
+};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

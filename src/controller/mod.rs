@@ -4,6 +4,8 @@
 
 pub mod assumed;
 pub mod build;
+pub mod clock;
+mod cluster_events;
 pub mod error;
 pub mod health;
 pub mod janitor;
@@ -114,6 +116,8 @@ pub struct Context {
     pub observed: observed::Observed,
     /// How long an issued Assignment is valid (seconds).
     pub assignment_validity_s: i64,
+    /// Fact times on the hub's clock (a time in the future counts from when the hub first saw it).
+    clock: clock::FactClock,
 }
 
 impl Context {
@@ -167,32 +171,44 @@ impl Context {
         })
     }
 
-    /// When a cluster's capacity summary was last reported, never later than the hub saw it.
+    /// When a cluster's capacity summary was last reported, on the hub's clock.
     pub fn capacity_observed(&self, cluster: &str) -> Option<Timestamp> {
         let mc = self.stores.clusters.get(&ObjectRef::new(cluster))?;
-        let claimed = mc.status.as_ref()?.observed_at.as_ref().map(|t| t.0);
-        self.observed.fact(&format!("capacity/{cluster}"), claimed, Timestamp::now())
+        let at = mc.status.as_ref()?.observed_at.as_ref().map(|t| t.0)?;
+        Some(self.clock.judge(clock::Fact::Capacity(cluster.to_string()), at, Timestamp::now()))
     }
 
-    /// The engine's view of the federation. Link facts are dated no later than the hub saw them.
+    /// The engine's view of the federation. Heartbeats are the Leases' own times (a toleration runs from the moment a
+    /// heartbeat went stale, not from this process's start; decisions wait out the first grace period after a start
+    /// instead, see [`Context::warming_up`]); every fact time is on the hub's clock.
     pub fn snapshot(&self) -> Snapshot {
-        let mut snap = self.raw_snapshot();
-        let now = Timestamp::now();
-        for ((from, to), facts) in snap.links.iter_mut() {
-            facts.observed_at = self.observed.fact(&format!("link/{from}.{to}"), facts.observed_at, now);
-        }
-        snap
-    }
-
-    fn raw_snapshot(&self) -> Snapshot {
         let policies: Vec<SecurityPolicy> = self.stores.policies.state().iter().map(|p| (**p).clone()).collect();
-        let links: Vec<ClusterLink> = self.stores.links.state().iter().map(|l| (**l).clone()).collect();
+        let now = Timestamp::now();
+        let links: Vec<ClusterLink> = self
+            .stores
+            .links
+            .state()
+            .iter()
+            .map(|l| {
+                let mut l = (**l).clone();
+                let name = l.name_any();
+                if let Some(t) = l.status.as_mut().and_then(|s| s.observed_at.as_mut()) {
+                    t.0 = self.clock.judge(clock::Fact::Link(name), t.0, now);
+                }
+                l
+            })
+            .collect();
         let clusters = self
             .stores
             .clusters
             .state()
             .iter()
-            .map(|mc| ClusterFacts::from_crd(mc, self.judged_heartbeat(&mc.name_any())))
+            .map(|mc| {
+                let name = mc.name_any();
+                let mut facts = ClusterFacts::from_crd(mc, self.heartbeat(&name));
+                facts.capacity_observed_at = self.capacity_observed(&name);
+                facts
+            })
             .collect();
         Snapshot::new(&policies, clusters, &links, self.settings)
     }
@@ -273,6 +289,8 @@ impl Context {
 pub struct Options {
     /// Heartbeats older than this make a cluster unreachable.
     pub cluster_grace: Duration,
+    /// Capacity reports older than this are unknown.
+    pub capacity_stale: Duration,
     /// Parallel reconciles.
     pub concurrency: u16,
     /// How long an issued Assignment is valid (its `notAfter`); renewed when half is left.
@@ -393,7 +411,10 @@ pub async fn run(
         metrics,
         recorder,
         stores: stores.clone(),
-        settings: Settings { cluster_grace_seconds: u32::try_from(opts.cluster_grace.as_secs()).unwrap_or(15) },
+        settings: Settings {
+            cluster_grace_seconds: u32::try_from(opts.cluster_grace.as_secs()).unwrap_or(15),
+            capacity_stale_seconds: u32::try_from(opts.capacity_stale.as_secs()).unwrap_or(u32::MAX),
+        },
         leader,
         namespaces: Mutex::new(BTreeSet::new()),
         superseded: Mutex::new(BTreeMap::new()),
@@ -405,6 +426,7 @@ pub async fn run(
         assignment_validity_s: i64::try_from(opts.assignment_validity.as_secs())
             .unwrap_or(build::DEFAULT_VALIDITY_S)
             .max(2),
+        clock: clock::FactClock::default(),
     });
     tokio::spawn(crate::reflect::run_reporter(
         unreadable,
@@ -420,7 +442,7 @@ pub async fn run(
     });
     // Any change of clusters or policies may change any decision.
     let everything = futures::stream::select_all(vec![
-        clusters_s.map(|_| ()).boxed(),
+        clusters_s.filter(cluster_events::significant(stores.clusters.clone())).map(|_| ()).boxed(),
         policies_s.map(|_| ()).boxed(),
         rotations.boxed(),
     ]);

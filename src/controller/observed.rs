@@ -1,26 +1,22 @@
-//! Dated facts on the hub's clock. Members and monitors stamp what they report (a Lease's `renewTime`, a link's or
-//! a capacity summary's `observedAt`) with their own clocks, which may run fast. The hub never lets such a stamp
-//! make a fact fresher than the hub itself has seen it:
-//! - a **heartbeat** is the moment the hub saw the Lease's `renewTime` change (the stamp is only compared for
-//!   change). When a Lease is first seen (at a controller start) its stamp counts, but never later than now.
-//! - a **fact** (`observedAt`) counts as the earlier of its stamp and the moment the hub first saw that stamp.
-//!
-//! So a member whose clock runs ten minutes fast and then falls silent is unreachable after the grace period,
-//! and a link reported "observed" in the future goes stale `staleAfterSeconds` after the hub saw it.
+//! Heartbeats on the hub's clock. A member stamps its heartbeat Lease (`renewTime`) with its own clock, which may
+//! run fast or slow. The hub compares the stamp only for change: a heartbeat is the moment the hub saw the stamp
+//! change. When a Lease is first seen (at a controller start) its stamp counts, never later than now. So a member
+//! whose clock runs ten minutes fast and then falls silent is unreachable after the grace period, and one whose
+//! clock runs slow stays reachable while it renews. (Dated facts, a link's or a capacity summary's `observedAt`,
+//! count from when the hub first saw a stamp from the future: [`super::clock`].)
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use jiff::Timestamp;
 
-/// Per key: the stamp last seen, and the hub-clock time the fact counts from.
-type Seen<T> = Mutex<HashMap<String, (T, T)>>;
+/// Per cluster: the stamp last seen, and the hub-clock time of the last change.
+type Seen = Mutex<HashMap<String, (Option<Timestamp>, Option<Timestamp>)>>;
 
-/// What the hub saw, per key: the stamp and when (hub clock) it first saw that stamp.
+/// What the hub saw of each cluster's heartbeat.
 #[derive(Default)]
 pub struct Observed {
-    heartbeats: Seen<Option<Timestamp>>,
-    facts: Seen<Timestamp>,
+    heartbeats: Seen,
 }
 
 impl Observed {
@@ -44,21 +40,6 @@ impl Observed {
     /// The last heartbeat of `cluster` on the hub's clock.
     pub fn heartbeat_of(&self, cluster: &str) -> Option<Timestamp> {
         self.heartbeats.lock().ok()?.get(cluster).and_then(|(_, seen)| *seen)
-    }
-
-    /// A fact stamped `claimed` (key: what it is about), as the hub may trust it at `now`: the earlier of the
-    /// stamp and the moment the hub first saw this stamp.
-    pub fn fact(&self, key: &str, claimed: Option<Timestamp>, now: Timestamp) -> Option<Timestamp> {
-        let claimed = claimed?;
-        let Ok(mut m) = self.facts.lock() else { return Some(claimed.min(now)) };
-        let seen = match m.get(key) {
-            Some((stamp, seen)) if *stamp == claimed => *seen,
-            _ => {
-                m.insert(key.to_string(), (claimed, now));
-                now
-            }
-        };
-        Some(claimed.min(seen))
     }
 }
 
@@ -88,15 +69,5 @@ mod tests {
         o.observe_heartbeat("deu-1", None, t(1_000));
         assert_eq!(o.heartbeat_of("deu-1"), None);
         assert_eq!(o.heartbeat_of("lva-1"), None);
-    }
-
-    #[test]
-    fn facts_from_the_future_are_dated_when_the_hub_saw_them() {
-        let o = Observed::default();
-        assert_eq!(o.fact("link/a.b", Some(t(1_600)), t(1_000)), Some(t(1_000)));
-        assert_eq!(o.fact("link/a.b", Some(t(1_600)), t(1_100)), Some(t(1_000)), "ages on the hub's clock");
-        // A past stamp counts as itself.
-        assert_eq!(o.fact("link/a.b", Some(t(1_090)), t(1_100)), Some(t(1_090)));
-        assert_eq!(o.fact("link/a.b", None, t(1_100)), None);
     }
 }

@@ -31,8 +31,7 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
             .filter(|a| a.spec.cluster == cluster && a.spec.tier == tier)
             .filter_map(|a| a.status.as_ref())
             .filter(|s| s.phase == AssignmentPhase::Applied)
-            .map(|s| s.ready_replicas)
-            .sum()
+            .fold(0u32, |a, s| a.saturating_add(s.ready_replicas))
     };
     // Every placement's Assignment reported for its current spec (digest).
     let confirmed = d.placements.iter().all(|p| {
@@ -67,8 +66,9 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
             observed_at: v.observed_at.map(whole),
         })
         .collect();
-    let placed: u32 = placements.iter().map(|p| p.replicas).sum();
-    let ready: u32 = placements.iter().map(|p| p.ready_replicas).sum();
+    // Totals saturate: replicas in status come from members and earlier statuses and may add up beyond u32.
+    let placed: u32 = placements.iter().fold(0u32, |a, p| a.saturating_add(p.replicas));
+    let ready: u32 = placements.iter().fold(0u32, |a, p| a.saturating_add(p.ready_replicas));
     let refused: Vec<&Assignment> =
         assignments.iter().filter(|a| a.status.as_ref().is_some_and(|s| s.phase == AssignmentPhase::Refused)).collect();
 
@@ -125,16 +125,47 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
     } else {
         Some(now.clone())
     };
+    let mut conditions = merge(&old.conditions, conds, mw.metadata.generation, now.clone());
+    compliance_unknown(&mut conditions, &old.conditions, d, &now);
     MissionWorkloadStatus {
         observed_generation: mw.metadata.generation,
         phase: d.phase,
+        desired_replicas: d.wanted,
         replicas: placed,
         ready_replicas: ready,
         clusters: placements.iter().map(|p| p.cluster.as_str()).collect::<Vec<_>>().join(","),
         placements,
         verdicts,
-        conditions: merge(&old.conditions, conds, mw.metadata.generation, now),
+        conditions,
         failback: d.failback.as_ref().map(|f| FailbackStatus { since: whole(f.since), targets: f.targets.clone() }),
         last_decision_time,
     }
+}
+
+/// A placement held because a fact is missing, stale or contradictory (a deleted SecurityPolicy, a capacity report
+/// of unknown age) runs without a verdict that allows it: `Compliant` is then `Unknown`, with what is missing
+/// (DESIGN.md §4, "lose nothing"), unless a member's refusal already makes it `False`.
+fn compliance_unknown(
+    conditions: &mut [k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    old: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+    d: &Decision,
+    now: &Time,
+) {
+    let held: Vec<String> = d
+        .verdicts
+        .iter()
+        .filter(|v| v.held && d.placements.iter().any(|p| p.cluster == v.cluster && p.tier == v.tier))
+        .map(|v| format!("{}/{} held: {}", v.cluster, v.tier, v.message))
+        .collect();
+    let Some(c) = conditions.iter_mut().find(|c| c.type_ == "Compliant" && c.status == "True") else { return };
+    if held.is_empty() {
+        return;
+    }
+    c.status = "Unknown".into();
+    c.reason = "FactsMissing".into();
+    c.message = format!("{}; nothing new is placed there until the facts return", held.join("; "));
+    c.last_transition_time = old
+        .iter()
+        .find(|o| o.type_ == "Compliant" && o.status == "Unknown")
+        .map_or_else(|| now.clone(), |o| o.last_transition_time.clone());
 }

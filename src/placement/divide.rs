@@ -22,20 +22,21 @@ fn min_nations(w: &WorkloadModel) -> usize {
     w.placement.spread.as_ref().map_or(1, |s| s.min_nations.max(1) as usize)
 }
 
-/// How many replicas a candidate may hold.
+/// How many replicas a candidate may hold. One riding out a failure keeps at most what it has.
 fn cap(w: &WorkloadModel, c: &Cand) -> u32 {
     let per_copy = match w.placement.mode {
         PlacementMode::Divided => max_per_cluster(w),
         PlacementMode::Duplicated => w.replicas.min(max_per_cluster(w)),
     };
-    if c.tolerated { c.current.min(per_copy) } else { c.fit.min(per_copy) }
+    if c.riding_out() { c.current.min(per_copy) } else { c.fit.min(per_copy) }
 }
 
-/// The placements kept from the current ones: still eligible (within capacity) or tolerated.
+/// The placements kept from the current ones: still eligible (within capacity), tolerated or held. A workload
+/// has one placement per cluster: of several current tiers on one cluster, the best-ordered usable one is kept.
 fn kept(w: &WorkloadModel, cands: &[Cand]) -> Division {
     let mut out = Division::new();
     for (i, c) in cands.iter().enumerate() {
-        if c.current == 0 {
+        if c.current == 0 || out.contains_key(&c.cluster) {
             continue;
         }
         let n = match w.placement.mode {
@@ -80,7 +81,7 @@ pub fn divide(w: &WorkloadModel, snap: &Snapshot, cands: &[Cand], base: Division
         }
         PlacementMode::Divided => {
             let want = w.replicas;
-            let mut total: u32 = div.values().map(|(_, n)| n).sum();
+            let mut total: u32 = placed(&div);
             // Scale down: trim the worst-ordered placements first.
             for &i in opts.iter().rev() {
                 if total <= want {
@@ -104,7 +105,7 @@ pub fn divide(w: &WorkloadModel, snap: &Snapshot, cands: &[Cand], base: Division
                     continue;
                 }
                 if total < want {
-                    total += 1;
+                    total = total.saturating_add(1);
                 } else {
                     // Take one from the fullest placement that can spare it (worst-ordered on ties).
                     let donor = opts
@@ -128,9 +129,9 @@ pub fn divide(w: &WorkloadModel, snap: &Snapshot, cands: &[Cand], base: Division
                 }
                 let room = cap(w, &cands[i]);
                 let entry = div.entry(cands[i].cluster).or_insert((i, 0));
-                let add = room.saturating_sub(entry.1).min(want - total);
-                entry.1 += add;
-                total += add;
+                let add = room.saturating_sub(entry.1).min(want.saturating_sub(total));
+                entry.1 = entry.1.saturating_add(add);
+                total = total.saturating_add(add);
             }
             div.retain(|_, (_, n)| *n > 0);
         }
@@ -139,7 +140,7 @@ pub fn divide(w: &WorkloadModel, snap: &Snapshot, cands: &[Cand], base: Division
 }
 
 fn placed(d: &Division) -> u32 {
-    d.values().map(|(_, n)| n).sum()
+    d.values().fold(0u32, |a, (_, n)| a.saturating_add(*n))
 }
 
 fn nations(d: &Division, snap: &Snapshot) -> usize {
@@ -158,7 +159,7 @@ fn targets(d: &Division, snap: &Snapshot, cands: &[Cand]) -> Vec<String> {
 }
 
 fn add_s(t: Timestamp, s: u32) -> Timestamp {
-    Timestamp::from_millisecond(t.as_millisecond().saturating_add(i64::from(s) * 1000)).unwrap_or(t)
+    super::filters::plus_s(t, i64::from(s))
 }
 
 /// `t` rounded up to a whole second. Status times are stored with second precision; a window that starts at
@@ -169,8 +170,8 @@ fn ceil_second(t: Timestamp) -> Timestamp {
 }
 
 /// Chooses between the sticky and the ideal division, and explains the result.
-pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, now: Timestamp) -> Decision {
-    let Eval { cands, verdicts, revoked } = eval;
+pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval<'_>, now: Timestamp) -> Decision {
+    let Eval { cands, verdicts, revoked, current } = eval;
     let frozen = super::fleet_frozen(snap, now);
     let mut failback = None;
     let mut failback_adopted = false;
@@ -178,9 +179,9 @@ pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, no
         None
     } else {
         let kept = kept(w, &cands);
-        // Tolerated placements are never moved for a better option: their toleration decides.
+        // Tolerated and held placements are never moved for a better option: their facts decide.
         let tolerated: Division =
-            kept.iter().filter(|(_, (i, _))| cands[*i].tolerated).map(|(k, v)| (*k, *v)).collect();
+            kept.iter().filter(|(_, (i, _))| cands[*i].riding_out()).map(|(k, v)| (*k, *v)).collect();
         let sticky = divide(w, snap, &cands, kept);
         let ideal = divide(w, snap, &cands, tolerated);
         if same(&sticky, &ideal, &cands) {
@@ -204,10 +205,9 @@ pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, no
     };
 
     let placements: Vec<PlacementDecision> = match &division {
-        None => hist
-            .placements
+        None => current
             .iter()
-            .filter(|p| !revoked.iter().any(|(c, t)| *c == p.cluster && *t == p.tier))
+            .filter(|p| !revoked.iter().any(|r| r.cluster == p.cluster && r.tier == p.tier))
             .map(|p| PlacementDecision {
                 cluster: p.cluster.clone(),
                 tier: p.tier.clone(),
@@ -222,7 +222,7 @@ pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, no
                 .map(|(&ci, &(i, n))| {
                     let c = &cands[i];
                     let name = &snap.clusters[ci].name;
-                    let cur = hist.placements.iter().find(|p| &p.cluster == name && p.tier == c.tier);
+                    let cur = current.iter().find(|p| &p.cluster == name && p.tier == c.tier);
                     let fresh = if failback_adopted && c.current == 0 {
                         "Failback"
                     } else if Some(ci) == first {
@@ -233,6 +233,8 @@ pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, no
                     // A lasting placement keeps the reason it was made for, so status stays byte-identical.
                     let reason = if c.tolerated {
                         "Tolerated"
+                    } else if c.held {
+                        "Unverified"
                     } else {
                         cur.and_then(|p| lasting_reason(&p.reason)).unwrap_or(fresh)
                     };
@@ -265,20 +267,24 @@ pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, no
         }
     }
 
-    // Why each current slot may lose replicas.
+    // Why each current slot may lose replicas: the revoking sovereignty reason, else the verdict that rules the
+    // candidate out, else capacity, failback, a smaller spec, or a rebalance.
     let mut source_reasons = BTreeMap::new();
-    for p in &hist.placements {
+    let current_total = current.iter().fold(0u32, |a, p| a.saturating_add(p.replicas));
+    for p in current.iter() {
         let v = verdicts
             .binary_search_by(|v| (v.cluster.as_str(), v.tier.as_str()).cmp(&(p.cluster.as_str(), p.tier.as_str())))
             .ok()
             .map(|i| &verdicts[i]);
         let ci = snap.cluster_index(&p.cluster);
         let c = cands.iter().find(|c| Some(c.cluster) == ci && c.tier == p.tier);
-        let reason = match (v, c) {
-            (Some(v), None) => v.reason.as_str().to_string(),
-            (_, Some(c)) if !c.tolerated && cap(w, c) < p.replicas && c.fit < p.replicas => "Capacity".into(),
+        let revoked_for = revoked.iter().find(|r| r.cluster == p.cluster && r.tier == p.tier).map(|r| r.reason);
+        let reason = match (revoked_for, v, c) {
+            (Some(r), _, _) => r.as_str().to_string(),
+            (None, Some(v), None) => v.reason.as_str().to_string(),
+            (_, _, Some(c)) if !c.riding_out() && cap(w, c) < p.replicas && c.fit < p.replicas => "Capacity".into(),
             _ if failback_adopted => "Failback".into(),
-            _ if w.replicas < hist.placements.iter().map(|p| p.replicas).sum() => "Spec".into(),
+            _ if w.replicas < current_total => "Spec".into(),
             _ => "Rebalance".into(),
         };
         source_reasons.insert((p.cluster.clone(), p.tier.clone()), reason);
@@ -287,7 +293,7 @@ pub fn decide(w: &WorkloadModel, snap: &Snapshot, hist: &History, eval: Eval, no
     explain::finish(explain::Outcome {
         w,
         snap,
-        hist,
+        current: &current,
         placements,
         verdicts,
         frozen,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 
 use super::divide::phase;
-use super::model::{History, PendingFailback, Snapshot, WorkloadModel};
+use super::model::{CurrentPlacement, PendingFailback, Snapshot, WorkloadModel};
 use super::{Decision, Move, PlacementDecision, Reason, Slot, Verdict};
 use crate::api::{Phase, PlacementMode};
 
@@ -13,7 +13,7 @@ use crate::api::{Phase, PlacementMode};
 pub struct Outcome<'a> {
     pub w: &'a WorkloadModel,
     pub snap: &'a Snapshot,
-    pub hist: &'a History,
+    pub current: &'a [CurrentPlacement],
     pub placements: Vec<PlacementDecision>,
     pub verdicts: Vec<Verdict>,
     pub frozen: bool,
@@ -59,12 +59,12 @@ pub fn summary(verdicts: &[Verdict]) -> String {
 
 /// Pairs replicas leaving slots with replicas arriving, in slot order.
 pub fn moves(
-    hist: &History,
+    current: &[CurrentPlacement],
     placements: &[PlacementDecision],
     source_reasons: &BTreeMap<(String, String), String>,
 ) -> Vec<Move> {
     let mut delta: BTreeMap<Slot, i64> = BTreeMap::new();
-    for p in &hist.placements {
+    for p in current {
         *delta.entry(Slot { cluster: p.cluster.clone(), tier: p.tier.clone() }).or_default() -= i64::from(p.replicas);
     }
     for p in placements {
@@ -120,16 +120,32 @@ pub fn moves(
     out
 }
 
+/// `, except what sovereignty revokes (2 from pol-1/core: AccreditationExpired)` when the engine moved nothing
+/// else (fleet freeze, invalid spec): every move then is a revocation.
+fn revocations(moves: &[Move]) -> String {
+    if moves.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> =
+        moves.iter().map(|m| format!("{} from {}: {}", m.replicas, slot(&m.from), m.reason)).collect();
+    format!(", except what sovereignty revokes ({})", list.join("; "))
+}
+
+fn slot(s: &Option<Slot>) -> String {
+    s.as_ref().map_or_else(|| "-".to_string(), |s| format!("{}/{}", s.cluster, s.tier))
+}
+
 /// Builds the final decision.
 pub fn finish(o: Outcome<'_>) -> Decision {
-    let Outcome { w, snap, hist, placements, verdicts, frozen, failback, next_review, source_reasons } = o;
-    let placed: u32 = placements.iter().map(|p| p.replicas).sum();
+    let Outcome { w, snap, current, placements, verdicts, frozen, failback, next_review, source_reasons } = o;
+    let placed: u32 = placements.iter().fold(0u32, |a, p| a.saturating_add(p.replicas));
     let wanted = match w.placement.mode {
         PlacementMode::Divided => w.replicas,
         PlacementMode::Duplicated => {
-            let copies = placements.len().max(1) as u32;
-            w.replicas.min(w.placement.spread.as_ref().and_then(|s| s.max_replicas_per_cluster).unwrap_or(u32::MAX))
-                * copies
+            let copies = u32::try_from(placements.len().max(1)).unwrap_or(u32::MAX);
+            w.replicas
+                .min(w.placement.spread.as_ref().and_then(|s| s.max_replicas_per_cluster).unwrap_or(u32::MAX))
+                .saturating_mul(copies)
         }
     };
     let unplaced = wanted.saturating_sub(placed);
@@ -138,10 +154,15 @@ pub fn finish(o: Outcome<'_>) -> Decision {
         .filter_map(|p| snap.cluster_index(&p.cluster).map(|i| snap.clusters[i].nation.as_str()))
         .collect();
     let min_nations = w.placement.spread.as_ref().map_or(1, |s| s.min_nations.max(1) as usize);
-    let spread_met =
-        w.placement.mode == PlacementMode::Duplicated || nations.len() >= min_nations.min(w.replicas as usize);
+    // Divided spreads its replicas (it cannot spread over more nations than it has replicas); Duplicated puts a
+    // copy in each cluster, so it needs copies in `minNations` nations. Both report an unmet spread alike.
+    let reachable_nations = match w.placement.mode {
+        PlacementMode::Divided => min_nations.min(w.replicas as usize),
+        PlacementMode::Duplicated => min_nations,
+    };
+    let spread_met = nations.len() >= reachable_nations;
     let summary = summary(&verdicts);
-    let moves = moves(hist, &placements, &source_reasons);
+    let moves = moves(current, &placements, &source_reasons);
 
     let (phase, message) = if frozen {
         let down = verdicts
@@ -150,12 +171,14 @@ pub fn finish(o: Outcome<'_>) -> Decision {
             .map(|v| v.cluster.as_str())
             .collect::<BTreeSet<_>>()
             .len();
-        (
-            Phase::Frozen,
-            format!("fleet freeze: {down}/{} clusters unreachable together; nothing moves", snap.clusters.len()),
-        )
+        let mut m =
+            format!("fleet freeze: {down}/{} clusters unreachable together; nothing moves", snap.clusters.len());
+        m.push_str(&revocations(&moves));
+        (Phase::Frozen, m)
     } else if let Some(why) = &w.invalid {
-        (phase(w, placed, unplaced, spread_met), format!("invalid: {why}"))
+        let mut m = format!("invalid: {why}; placements stay as they are");
+        m.push_str(&revocations(&moves));
+        (phase(w, placed, unplaced, spread_met), m)
     } else {
         let ph = phase(w, placed, unplaced, spread_met);
         let list: Vec<String> = placements.iter().map(|p| format!("{}/{}={}", p.cluster, p.tier, p.replicas)).collect();
@@ -175,6 +198,7 @@ pub fn finish(o: Outcome<'_>) -> Decision {
     };
     Decision {
         phase,
+        wanted,
         placements,
         verdicts,
         moves,

@@ -1,20 +1,27 @@
 //! The placement engine: pure, deterministic, explainable. No client, no async, no clock: `now` is an input.
 //!
-//! `decide(workload, snapshot, history, now)` evaluates every (cluster, tier) candidate through the ten
-//! filters of DESIGN.md §4 and the member's own refusal, orders the eligible ones, divides the replicas,
-//! applies the stability rules (stickiness, toleration, failback window, fleet freeze) and explains the result.
+//! `decide(workload, snapshot, history, now)` evaluates every (cluster, tier) candidate, and every current
+//! placement, through the ten filters of DESIGN.md §4 and the member's own refusal, orders the eligible ones,
+//! divides the replicas, applies the stability rules (stickiness, toleration, failback window, fleet freeze) and
+//! explains the result.
 
+pub mod access;
 mod candidates;
 mod divide;
 mod explain;
 pub mod filters;
+pub mod link;
 pub mod model;
 pub mod quantity;
+pub mod reasons;
+pub mod translate;
+pub mod validity;
 
 use jiff::Timestamp;
 use serde::Serialize;
 
-pub use filters::{Filter, Reason};
+pub use candidates::normalize;
+pub use filters::{Filter, Hold, Reason};
 pub use model::{
     ClusterFacts, CurrentPlacement, History, LinkFacts, PendingFailback, PolicyEntry, Request, Resources, Settings,
     Snapshot, WorkloadModel,
@@ -44,6 +51,10 @@ pub struct Verdict {
     /// For a placement riding out a transient failure: when its toleration ends.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tolerated_until: Option<Timestamp>,
+    /// For a placement whose facts are missing, stale or contradictory: it is held (keeps its replicas, nothing
+    /// new is placed there) until the facts return.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 /// A placement decided.
@@ -58,8 +69,9 @@ pub struct PlacementDecision {
     pub replicas: u32,
     /// When the placement started.
     pub since: Timestamp,
-    /// Why it was made: `Preferred` (the best option), `Spill` (beyond the best option), `Failback`, or
-    /// `Tolerated` (riding out a network failure); `Kept`/`Frozen` when the engine changed nothing.
+    /// Why it was made: `Preferred` (the best option), `Spill` (beyond the best option), `Failback`, `Tolerated`
+    /// (riding out a network failure) or `Unverified` (held while its facts are missing or stale); `Kept` when the
+    /// engine changed nothing (fleet freeze, invalid spec).
     pub reason: &'static str,
 }
 
@@ -91,6 +103,8 @@ pub struct Move {
 pub struct Decision {
     /// Phase.
     pub phase: Phase,
+    /// Replicas wanted in total (`replicas`, or in Duplicated mode `replicas` on each placed cluster).
+    pub wanted: u32,
     /// Placements, sorted by cluster.
     pub placements: Vec<PlacementDecision>,
     /// Every candidate's verdict, sorted by (cluster, tier).
@@ -116,7 +130,7 @@ pub struct Decision {
 impl Decision {
     /// Total replicas placed.
     pub fn placed(&self) -> u32 {
-        self.placements.iter().map(|p| p.replicas).sum()
+        self.placements.iter().fold(0u32, |a, p| a.saturating_add(p.replicas))
     }
 
     /// When the link facts behind this decision's placements go stale (`observedAt + staleAfterSeconds`): the
@@ -130,8 +144,7 @@ impl Decision {
             .filter_map(|ci| snap.link_between(src, ci))
             .filter_map(|(_, l)| {
                 let at = l.observed_at?;
-                let ms = at.as_millisecond().saturating_add((i64::from(l.stale_after_seconds) + 1) * 1000);
-                Timestamp::from_millisecond(ms).ok()
+                Some(filters::plus_s(at, i64::from(l.stale_after_seconds) + 1))
             })
             .min()
     }

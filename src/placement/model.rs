@@ -56,6 +56,9 @@ pub struct ClearanceFacts {
     pub categories: BTreeMap<String, BTreeSet<String>>,
     /// Accreditation expiry.
     pub review_by: Timestamp,
+    /// Why the clearance cannot be trusted (a category listed twice, which the API server refuses): the cluster
+    /// is then not eligible, and what runs there is held (contradictory facts fail closed, and lose nothing).
+    pub defect: Option<String>,
 }
 
 /// Everything the engine knows about one member cluster.
@@ -81,6 +84,8 @@ pub struct ClusterFacts {
     pub heartbeat: Option<Timestamp>,
     /// Free capacity per tier, as reported (it includes the pods of workloads already placed there).
     pub free: BTreeMap<String, Resources>,
+    /// When the capacity was reported (`status.observedAt`); `None`: never, or its age is unknown.
+    pub capacity_observed_at: Option<Timestamp>,
 }
 
 impl ClusterFacts {
@@ -89,6 +94,12 @@ impl ClusterFacts {
     pub fn from_crd(mc: &MemberCluster, heartbeat: Option<Timestamp>) -> Self {
         let spec = &mc.spec;
         let status = mc.status.clone().unwrap_or_default();
+        let mut tags: Vec<&str> = spec.clearance.categories.iter().map(|c| c.tag_name.as_str()).collect();
+        tags.sort_unstable();
+        let defect = tags
+            .windows(2)
+            .find(|w| w[0] == w[1])
+            .map(|w| format!("spec.clearance.categories lists {:?} more than once", w[0]));
         ClusterFacts {
             name: mc.metadata.name.clone().unwrap_or_default(),
             nation: spec.nation.clone(),
@@ -103,6 +114,7 @@ impl ClusterFacts {
                     .map(|c| (c.tag_name.clone(), c.values.iter().cloned().collect()))
                     .collect(),
                 review_by: spec.clearance.review_by.0,
+                defect,
             },
             owner_nations: spec.admission.owner_nations.iter().cloned().collect(),
             max_classification: spec.admission.max_classification.clone(),
@@ -114,6 +126,7 @@ impl ClusterFacts {
                 .iter()
                 .map(|(tier, cap)| (tier.clone(), Resources::from_amounts(&cap.free)))
                 .collect(),
+            capacity_observed_at: status.observed_at.map(|t| t.0),
         }
     }
 }
@@ -154,6 +167,13 @@ pub enum PolicyEntry {
     Known(SecurityPolicySpec),
     /// Several SecurityPolicies with this identifier disagree (fail closed).
     Contradictory(Vec<String>),
+    /// The SecurityPolicy holds what the API server refuses (a classification listed twice, ...): never trusted.
+    Invalid {
+        /// Its name.
+        name: String,
+        /// What is wrong, naming each field.
+        problems: Vec<String>,
+    },
 }
 
 /// Engine settings that are not per workload.
@@ -161,11 +181,16 @@ pub enum PolicyEntry {
 pub struct Settings {
     /// A heartbeat older than this makes the cluster unreachable.
     pub cluster_grace_seconds: u32,
+    /// A capacity report older than this is unknown (`CapacityUnknown`): three capacity intervals by default.
+    pub capacity_stale_seconds: u32,
 }
+
+/// Default of `--capacity-stale`: three of the syncers' default 10 s capacity intervals.
+pub const DEFAULT_CAPACITY_STALE_SECONDS: u32 = 30;
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { cluster_grace_seconds: 15 }
+        Settings { cluster_grace_seconds: 15, capacity_stale_seconds: DEFAULT_CAPACITY_STALE_SECONDS }
     }
 }
 
@@ -192,25 +217,24 @@ impl Snapshot {
         links: &[ClusterLink],
         settings: Settings,
     ) -> Self {
-        let mut by_id: BTreeMap<String, PolicyEntry> = BTreeMap::new();
-        let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        // Per identifier: an invalid policy is never trusted; several that disagree are contradictory. Decided
+        // after reading them all, so the order of the inputs never matters.
+        let mut grouped: BTreeMap<String, Vec<(String, &SecurityPolicySpec)>> = BTreeMap::new();
         for p in policies {
             let name = p.metadata.name.clone().unwrap_or_default();
-            let id = p.spec.policy_identifier.clone();
-            names.entry(id.clone()).or_default().push(name.clone());
-            let entry = match by_id.remove(&id) {
-                None => PolicyEntry::Known(p.spec.clone()),
-                Some(PolicyEntry::Known(existing)) if existing == p.spec => PolicyEntry::Known(existing),
-                Some(PolicyEntry::Known(_)) => {
-                    let mut all = names.get(&id).cloned().unwrap_or_default();
-                    all.sort();
-                    PolicyEntry::Contradictory(all)
-                }
-                Some(PolicyEntry::Contradictory(mut listed)) => {
-                    listed.push(name);
-                    listed.sort();
-                    PolicyEntry::Contradictory(listed)
-                }
+            grouped.entry(p.spec.policy_identifier.clone()).or_default().push((name, &p.spec));
+        }
+        let mut by_id: BTreeMap<String, PolicyEntry> = BTreeMap::new();
+        for (id, mut list) in grouped {
+            list.sort_by(|a, b| a.0.cmp(&b.0));
+            let invalid = list.iter().find_map(|(name, spec)| {
+                let problems = spec.duplicates();
+                (!problems.is_empty()).then(|| PolicyEntry::Invalid { name: name.clone(), problems })
+            });
+            let entry = match invalid {
+                Some(e) => e,
+                None if list.windows(2).all(|w| w[0].1 == w[1].1) => PolicyEntry::Known(list[0].1.clone()),
+                None => PolicyEntry::Contradictory(list.into_iter().map(|(n, _)| n).collect()),
             };
             by_id.insert(id, entry);
         }
@@ -340,8 +364,14 @@ pub fn pod_requests(spec: &serde_json::Value) -> Result<Request, String> {
     let mut sum = Request::default();
     for (i, c) in pod.containers.iter().enumerate() {
         let r = container("containers", i, c)?;
-        sum.cpu_milli += r.cpu_milli;
-        sum.memory_bytes += r.memory_bytes;
+        let overflow = |name: &str| {
+            format!(
+                "spec.template.spec.containers[{i}].resources.requests.{name}: the containers' {name} requests \
+                 add up beyond what can be counted"
+            )
+        };
+        sum.cpu_milli = sum.cpu_milli.checked_add(r.cpu_milli).ok_or_else(|| overflow("cpu"))?;
+        sum.memory_bytes = sum.memory_bytes.checked_add(r.memory_bytes).ok_or_else(|| overflow("memory"))?;
     }
     for (i, c) in pod.init_containers.iter().flatten().enumerate() {
         let r = container("initContainers", i, c)?;
@@ -424,6 +454,7 @@ impl History {
                         since: v.since.as_ref()?.0,
                         observed_at: v.observed_at.as_ref().map(|t| t.0),
                         tolerated_until: None,
+                        held: false,
                     })
                 })
                 .collect(),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{ClusterLink, MemberCluster, MissionWorkload, SecurityPolicy};
+use crate::api::{ClusterLink, MemberCluster, MissionWorkload, SecurityPolicy, SecurityPolicySpec};
 use crate::error::Error;
 
 /// Objects read from the inputs.
@@ -64,9 +64,12 @@ pub fn documents(text: &str, path: &Path) -> Result<Vec<serde_json::Value>, Erro
     Ok(out)
 }
 
-/// Reads every Marshal object under the given paths. Objects of other kinds are ignored.
+/// Reads every Marshal object under the given paths. Objects of other kinds are ignored. Besides each object's own
+/// schema and rules, labels and clearances must be valid under the SecurityPolicies among the inputs, as the
+/// hub's admission policy requires.
 pub fn read(paths: &[PathBuf]) -> Result<Inputs, Error> {
     let mut inputs = Inputs::default();
+    let mut origin: Vec<(String, PathBuf)> = Vec::new();
     let schemas = super::validate::Schemas::new();
     for root in paths {
         if !root.exists() {
@@ -93,6 +96,7 @@ pub fn read(paths: &[PathBuf]) -> Result<Inputs, Error> {
                 if !problems.is_empty() {
                     return Err(Error::Input { path, object, message: problems.join("; ") });
                 }
+                origin.push((object.clone(), path.clone()));
                 match kind.as_str() {
                     "SecurityPolicy" => inputs.policies.push(typed(doc, &path, &object)?),
                     "MemberCluster" => inputs.clusters.push(typed(doc, &path, &object)?),
@@ -117,7 +121,78 @@ pub fn read(paths: &[PathBuf]) -> Result<Inputs, Error> {
         }
     }
     check_names(&inputs)?;
+    admission(&inputs, &origin)?;
     Ok(inputs)
+}
+
+/// The hub's admission policy (`deploy/admission-policy.yaml`, evaluated once per SecurityPolicy): a label (and
+/// each alternative) under a policy among the inputs must be valid under every SecurityPolicy with that identifier,
+/// and a clearance must use only that policy's classifications, categories and declared values. Labels under a
+/// policy not among the inputs are admitted, as the API server does (`parameterNotFoundAction: Allow`).
+fn admission(inputs: &Inputs, origin: &[(String, PathBuf)]) -> Result<(), Error> {
+    let path_of = |object: &str| {
+        origin.iter().find(|(o, _)| o == object).map_or_else(|| PathBuf::from("(inputs)"), |(_, p)| p.clone())
+    };
+    let under = |id: &str| -> Vec<&SecurityPolicy> {
+        inputs.policies.iter().filter(|p| p.spec.policy_identifier == id).collect()
+    };
+    let deny = |object: String, field: &str, policy: &SecurityPolicy, why: String| Error::Input {
+        path: path_of(&object),
+        object,
+        message: format!(
+            "field {field}: {why} (admission policy marshal-labels.marshal.dev, SecurityPolicy {})",
+            policy.metadata.name.as_deref().unwrap_or_default()
+        ),
+    };
+    for w in &inputs.workloads {
+        let object = format!("MissionWorkload/{}", w.metadata.name.as_deref().unwrap_or_default());
+        let label = &w.spec.confidentiality;
+        for p in under(&label.policy) {
+            crate::placement::validity::check(&label.policy, &p.spec, &label.classification, &label.categories)
+                .map_err(|why| deny(object.clone(), "spec.confidentiality", p, why))?;
+        }
+        for (i, a) in label.alternatives.iter().enumerate() {
+            for p in under(&a.policy) {
+                crate::placement::validity::check(&a.policy, &p.spec, &a.classification, &a.categories)
+                    .map_err(|why| deny(object.clone(), &format!("spec.confidentiality.alternatives[{i}]"), p, why))?;
+            }
+        }
+    }
+    for c in &inputs.clusters {
+        let object = format!("MemberCluster/{}", c.metadata.name.as_deref().unwrap_or_default());
+        let clearance = &c.spec.clearance;
+        for p in under(&clearance.policy) {
+            clearance_valid(&p.spec, clearance).map_err(|(field, why)| deny(object.clone(), &field, p, why))?;
+        }
+    }
+    Ok(())
+}
+
+/// A clearance uses only its policy's classifications, categories and declared values.
+fn clearance_valid(p: &SecurityPolicySpec, c: &crate::api::Clearance) -> Result<(), (String, String)> {
+    for (i, k) in c.classifications.iter().enumerate() {
+        if p.rank(k).is_none() {
+            return Err((
+                format!("spec.clearance.classifications[{i}]"),
+                format!("{k} is not a classification of policy {}", p.policy_identifier),
+            ));
+        }
+    }
+    for (i, cat) in c.categories.iter().enumerate() {
+        let Some(def) = p.category(&cat.tag_name) else {
+            return Err((
+                format!("spec.clearance.categories[{i}]"),
+                format!("category {:?} is not defined by policy {}", cat.tag_name, p.policy_identifier),
+            ));
+        };
+        if let Some(v) = cat.values.iter().find(|v| !def.values.is_empty() && !def.values.contains(v)) {
+            return Err((
+                format!("spec.clearance.categories[{i}]"),
+                format!("{} value {v} is not declared by policy {}", cat.tag_name, p.policy_identifier),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_names(inputs: &Inputs) -> Result<(), Error> {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use jiff::Timestamp;
 
-use crate::api::{ClusterTaint, LinkState, MemberCluster, MissionWorkload, conditions};
+use crate::api::{ClusterTaint, LinkState, MemberCluster, MissionWorkload};
 use crate::placement::{self, ClusterFacts, Decision, History, Request, Resources, Settings, Snapshot, WorkloadModel};
 use input::Inputs;
 use scenario::{Event, EventKind};
@@ -63,17 +63,30 @@ pub fn time_zero(inputs: &Inputs) -> Timestamp {
     newest.unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
-fn at(t0: Timestamp, s: u64) -> Timestamp {
-    Timestamp::from_millisecond(t0.as_millisecond().saturating_add(i64::try_from(s).unwrap_or(i64::MAX / 2000) * 1000))
-        .unwrap_or(t0)
+/// Time zero plus `s` seconds, if that is a time at all.
+fn at(t0: Timestamp, s: u64) -> Result<Timestamp, String> {
+    let ms = i64::try_from(s).ok().and_then(|s| s.checked_mul(1000)).and_then(|ms| t0.as_millisecond().checked_add(ms));
+    ms.and_then(|ms| Timestamp::from_millisecond(ms).ok()).ok_or_else(|| {
+        format!("time zero ({t0}) plus {s}s lies beyond the last time that can be computed ({})", Timestamp::MAX)
+    })
+}
+
+/// Seconds from time zero to `t`, rounded up (0 for times before it).
+fn offset_of(t0: Timestamp, t: Timestamp) -> u64 {
+    let ms = t.as_millisecond().saturating_sub(t0.as_millisecond());
+    u64::try_from(ms.saturating_add(999).div_euclid(1000)).unwrap_or(0)
 }
 
 struct ClusterState {
     crd: MemberCluster,
-    /// `None`: heartbeats flowing (fresh at every step); `Some(t)`: stopped, last at `t`.
+    /// `None`: heartbeats flowing (fresh at every step); `Some(t)`: stopped, last at `t` (`None`: never).
     stopped_heartbeat: Option<Option<Timestamp>>,
     /// Base free capacity per tier (before the planned workloads).
     free: BTreeMap<String, Resources>,
+    /// Whether the syncer keeps reporting capacity while heartbeats flow (fresh at every step).
+    capacity_live: bool,
+    /// When capacity was last reported, for a report that is not live.
+    capacity_at: Option<Timestamp>,
 }
 
 struct Sim {
@@ -98,13 +111,15 @@ impl Sim {
                     Some(hb) => hb,
                 };
                 let mut facts = ClusterFacts::from_crd(&c.crd, heartbeat);
+                facts.capacity_observed_at =
+                    if c.capacity_live && c.stopped_heartbeat.is_none() { Some(now) } else { c.capacity_at };
                 facts.free = c
                     .free
                     .iter()
                     .map(|(tier, f)| {
                         let (cpu, mem, pods) =
                             used.get(&(facts.name.clone(), tier.clone())).copied().unwrap_or_default();
-                        let sub = |a: Option<i64>, b: i64| a.map(|a| a - b);
+                        let sub = |a: Option<i64>, b: i64| a.map(|a| a.saturating_sub(b));
                         (
                             tier.clone(),
                             Resources {
@@ -196,16 +211,28 @@ impl Sim {
             }
             EventKind::Cluster(c) => {
                 let i = cluster(self, &c.name)?;
-                self.clusters[i].stopped_heartbeat = if c.reachable {
-                    None
-                } else {
-                    // The last heartbeat is one grace period (and a millisecond) ago: unreachable from now on.
-                    Some(Timestamp::from_millisecond(now.as_millisecond() - grace_ms - 1).ok())
-                };
+                let state = &mut self.clusters[i];
+                if c.reachable {
+                    // The syncer is back: heartbeats and capacity reports flow again.
+                    state.stopped_heartbeat = None;
+                    state.capacity_live = true;
+                } else if state.stopped_heartbeat.is_none() {
+                    // The last heartbeat is one grace period (and a millisecond) ago: unreachable from now on. The
+                    // syncer's capacity reports stop with it.
+                    let last = Timestamp::from_millisecond(now.as_millisecond().saturating_sub(grace_ms + 1)).ok();
+                    state.stopped_heartbeat = Some(last);
+                    if state.capacity_live {
+                        state.capacity_at = last;
+                    }
+                    state.capacity_live = false;
+                }
             }
             EventKind::Capacity(c) => {
                 let i = cluster(self, &c.cluster)?;
-                self.clusters[i].free.insert(c.tier.clone(), Resources::from_amounts(&c.free));
+                let state = &mut self.clusters[i];
+                state.free.insert(c.tier.clone(), Resources::from_amounts(&c.free));
+                state.capacity_at = Some(now);
+                state.capacity_live = state.stopped_heartbeat.is_none();
             }
             EventKind::Taint(t) => {
                 let i = cluster(self, &t.cluster)?;
@@ -219,6 +246,12 @@ impl Sim {
                 self.clusters[i].crd.spec.taints.retain(|x| x.key != t.key);
             }
             EventKind::AddWorkload(w) => {
+                // As the hub's admission policy would: the label is valid under each SecurityPolicy of its policy.
+                let label = &w.spec.confidentiality;
+                for p in self.policies.iter().filter(|p| p.spec.policy_identifier == label.policy) {
+                    placement::validity::check(&label.policy, &p.spec, &label.classification, &label.categories)
+                        .map_err(|why| format!("addWorkload: field spec.confidentiality: {why}"))?;
+                }
                 let model = WorkloadModel::from_crd(w);
                 self.workloads.insert(model.key.clone(), ((**w).clone(), model));
             }
@@ -240,41 +273,104 @@ impl Sim {
 
 fn add_usage(used: &mut BTreeMap<(String, String), (i64, i64, i64)>, cluster: &str, tier: &str, r: Request, n: i64) {
     let e = used.entry((cluster.to_string(), tier.to_string())).or_default();
-    e.0 += r.cpu_milli * n;
-    e.1 += r.memory_bytes * n;
-    e.2 += n;
+    e.0 = e.0.saturating_add(r.cpu_milli.saturating_mul(n));
+    e.1 = e.1.saturating_add(r.memory_bytes.saturating_mul(n));
+    e.2 = e.2.saturating_add(n);
+}
+
+impl Sim {
+    /// Facts that stop updating go stale at a known moment: links whose monitor stopped reporting and capacity
+    /// reports of clusters whose syncer stopped. The earliest such moment after `after` seconds, with the facts
+    /// that go stale then.
+    fn next_stale(&self, t0: Timestamp, after: u64) -> Option<(u64, Vec<String>)> {
+        let mut moments: Vec<(u64, String)> = Vec::new();
+        for l in &self.links {
+            let name = l.metadata.name.clone().unwrap_or_default();
+            if self.live_links.get(&name).copied().unwrap_or(false) {
+                continue;
+            }
+            let facts = crate::placement::LinkFacts::from_crd(l);
+            if let Some(at) = facts.observed_at {
+                let t = crate::placement::filters::plus_s(at, i64::from(facts.stale_after_seconds) + 1);
+                moments.push((offset_of(t0, t), format!("link {name}")));
+            }
+        }
+        let bound = i64::from(self.settings.capacity_stale_seconds) + 1;
+        for c in &self.clusters {
+            if c.capacity_live && c.stopped_heartbeat.is_none() {
+                continue;
+            }
+            if let Some(at) = c.capacity_at {
+                let t = crate::placement::filters::plus_s(at, bound);
+                moments.push((
+                    offset_of(t0, t),
+                    format!("capacity of {}", c.crd.metadata.name.as_deref().unwrap_or_default()),
+                ));
+            }
+        }
+        let first = moments.iter().map(|(s, _)| *s).filter(|s| *s > after).min()?;
+        let mut names: Vec<String> = moments.into_iter().filter(|(s, _)| *s == first).map(|(_, n)| n).collect();
+        names.sort();
+        Some((first, names))
+    }
 }
 
 /// Runs a plan. `now` overrides time zero. Errors name the event that could not be applied.
 pub fn run(inputs: &Inputs, events: &[Event], now: Option<Timestamp>, settings: Settings) -> Result<Plan, String> {
     let t0 = now.unwrap_or_else(|| time_zero(inputs));
+    for e in events {
+        at(t0, e.at_seconds).map_err(|m| format!("event at {}s ({}): {m}", e.at_seconds, e.kind))?;
+    }
     let grace_ms = i64::from(settings.cluster_grace_seconds) * 1000;
+    let capacity_bound_ms = i64::from(settings.capacity_stale_seconds) * 1000;
+    // No fact is younger than time zero: one dated later counts as observed at time zero.
+    let clamp = |t: Timestamp| t.min(t0);
     let clusters = inputs
         .clusters
         .iter()
         .map(|c| {
             let status = c.status.clone().unwrap_or_default();
-            let reachable = conditions::is_true(&status.conditions, "Reachable");
-            let stopped_heartbeat = if reachable {
+            // Reachability is judged from the heartbeat's time, as the controller does: a `Reachable` condition that
+            // says True over a heartbeat older than the grace is contradicted by it. A condition that says the
+            // cluster is not reachable is believed (fail closed).
+            let hb = status.last_heartbeat_time.map(|t| clamp(t.0));
+            let fresh = hb.is_some_and(|h| t0.as_millisecond().saturating_sub(h.as_millisecond()) <= grace_ms);
+            let says_not = status.conditions.iter().any(|c| c.type_ == "Reachable" && c.status != "True");
+            let stopped_heartbeat = if fresh && !says_not {
                 None
             } else {
-                let last = status.last_heartbeat_time.map(|t| t.0);
-                let latest_unreachable = Timestamp::from_millisecond(t0.as_millisecond() - grace_ms - 1).ok();
-                Some(match (last, latest_unreachable) {
+                let latest_unreachable =
+                    Timestamp::from_millisecond(t0.as_millisecond().saturating_sub(grace_ms + 1)).ok();
+                Some(match (hb, latest_unreachable) {
                     (Some(l), Some(u)) => Some(l.min(u)),
                     (l, _) => l,
                 })
             };
+            let capacity_at = status.observed_at.map(|t| clamp(t.0));
+            let capacity_fresh = !status.capacity.is_empty()
+                && capacity_at
+                    .is_some_and(|a| t0.as_millisecond().saturating_sub(a.as_millisecond()) <= capacity_bound_ms);
             let free = status.capacity.iter().map(|(t, cap)| (t.clone(), Resources::from_amounts(&cap.free))).collect();
-            ClusterState { crd: c.clone(), stopped_heartbeat, free }
+            ClusterState {
+                crd: c.clone(),
+                capacity_live: capacity_fresh && stopped_heartbeat.is_none(),
+                stopped_heartbeat,
+                free,
+                capacity_at,
+            }
         })
         .collect();
-    let live_links = inputs
-        .links
+    let mut links = inputs.links.clone();
+    for l in &mut links {
+        if let Some(t) = l.status.as_mut().and_then(|s| s.observed_at.as_mut()) {
+            t.0 = clamp(t.0);
+        }
+    }
+    let live_links = links
         .iter()
         .map(|l| {
             let fresh = l.status.as_ref().and_then(|s| s.observed_at.as_ref()).is_some_and(|t| {
-                t0.as_millisecond() - t.0.as_millisecond() <= i64::from(l.spec.stale_after_seconds) * 1000
+                t0.as_millisecond().saturating_sub(t.0.as_millisecond()) <= i64::from(l.spec.stale_after_seconds) * 1000
                     && l.status.as_ref().is_some_and(|s| s.state != LinkState::Unknown)
             });
             (l.metadata.name.clone().unwrap_or_default(), fresh)
@@ -284,7 +380,7 @@ pub fn run(inputs: &Inputs, events: &[Event], now: Option<Timestamp>, settings: 
         settings,
         policies: inputs.policies.clone(),
         clusters,
-        links: inputs.links.clone(),
+        links,
         live_links,
         workloads: BTreeMap::new(),
         history: BTreeMap::new(),
@@ -297,7 +393,7 @@ pub fn run(inputs: &Inputs, events: &[Event], now: Option<Timestamp>, settings: 
     }
 
     let mut steps = vec![Step { at_seconds: 0, event: None, decisions: sim.step(t0) }];
-    let last_event = events.last().map_or(0, |e| e.at_seconds);
+    let horizon = events.last().map_or(0, |e| e.at_seconds).saturating_add(HORIZON_AFTER_LAST_EVENT_S);
     let mut ev = events.iter().peekable();
     let mut t = 0u64;
     while steps.len() < MAX_STEPS {
@@ -306,18 +402,23 @@ pub fn run(inputs: &Inputs, events: &[Event], now: Option<Timestamp>, settings: 
             .into_iter()
             .flat_map(|s| s.decisions.values())
             .filter_map(|d| d.next_review)
-            .map(|r| u64::try_from((r.as_millisecond() - t0.as_millisecond() + 999) / 1000).unwrap_or(0))
-            .filter(|&r| r > t)
+            .map(|r| offset_of(t0, r))
+            .filter(|&r| r > t && r <= horizon)
             .min();
+        let stale = sim.next_stale(t0, t).filter(|(s, _)| *s <= horizon);
         let next_event = ev.peek().map(|e| e.at_seconds);
-        let (when, is_event) = match (next_event, review) {
+        let timed = match (review, stale.as_ref().map(|(s, _)| *s)) {
+            (Some(r), Some(s)) => Some(r.min(s)),
+            (r, s) => r.or(s),
+        };
+        let (when, is_event) = match (next_event, timed) {
             (Some(e), Some(r)) if r < e => (r, false),
             (Some(e), _) => (e, true),
-            (None, Some(r)) if r <= last_event + HORIZON_AFTER_LAST_EVENT_S => (r, false),
-            _ => break,
+            (None, Some(r)) => (r, false),
+            (None, None) => break,
         };
         t = when;
-        let now = at(t0, t);
+        let now = at(t0, t)?;
         let mut described = Vec::new();
         if is_event {
             while let Some(e) = ev.next_if(|e| e.at_seconds == when) {
@@ -325,7 +426,13 @@ pub fn run(inputs: &Inputs, events: &[Event], now: Option<Timestamp>, settings: 
                 described.push(e.kind.to_string());
             }
         } else {
-            described.push("time passes (toleration or failback window)".to_string());
+            if let Some((s, names)) = stale.as_ref().filter(|(s, _)| *s == when) {
+                let _ = s;
+                described.push(format!("facts go stale: {}", names.join(", ")));
+            }
+            if review == Some(when) {
+                described.push("time passes (toleration or failback window)".to_string());
+            }
         }
         let decisions = sim.step(now);
         steps.push(Step { at_seconds: t, event: Some(described.join("; ")), decisions });

@@ -283,7 +283,14 @@ impl std::fmt::Display for EventKind {
                 c.free.memory.as_deref().unwrap_or("?"),
                 c.free.pods.as_deref().unwrap_or("?")
             ),
-            EventKind::Taint(t) => write!(f, "taint {} {}:{:?}", t.cluster, t.key, t.effect),
+            EventKind::Taint(t) => {
+                let effect = match t.effect {
+                    Some(crate::api::TaintEffect::NoSchedule) => "NoSchedule",
+                    Some(crate::api::TaintEffect::NoExecute) => "NoExecute",
+                    None => "(no effect)",
+                };
+                write!(f, "taint {} {}:{effect}", t.cluster, t.key)
+            }
             EventKind::Untaint(t) => write!(f, "untaint {} {}", t.cluster, t.key),
             EventKind::AddWorkload(w) => write!(
                 f,

@@ -1,6 +1,8 @@
 //! Validates planner inputs as the API server would: the CRD's OpenAPI schema (types, required fields,
-//! patterns, lengths, ranges, enums) and its CEL rules, so that `marshal plan` rejects what `kubectl apply`
-//! would, with a message that names the field.
+//! patterns, lengths, ranges, enums, `date-time` formats, unique `set` and `map` lists, and unknown fields as
+//! kubectl's strict field validation reports them) and its CEL rules, so that `marshal plan` rejects what
+//! `kubectl apply` would, with a message that names the field. The hub's admission policy (labels and clearances
+//! valid under their SecurityPolicy) is checked across objects by [`crate::plan::input`].
 
 use std::collections::BTreeMap;
 
@@ -44,6 +46,19 @@ impl Schemas {
     pub fn check(&self, kind: &str, object: &Value) -> Vec<String> {
         let Some(schema) = self.by_kind.get(kind) else { return vec![format!("kind: unknown kind {kind:?}")] };
         let mut errors = Vec::new();
+        if let Some(obj) = object.as_object() {
+            for (k, v) in obj {
+                match k.as_str() {
+                    "apiVersion" | "kind" if !v.is_string() => {
+                        errors.push(format!("field {k}: must be of type string"))
+                    }
+                    "apiVersion" | "kind" => {}
+                    "metadata" => metadata(v, &mut errors),
+                    _ if schema.pointer(&format!("/properties/{k}")).is_some() => {}
+                    _ => errors.push(format!("field {k}: unknown field")),
+                }
+            }
+        }
         self.walk(schema, object, "", &mut errors);
         if errors.is_empty()
             && let Err(e) = self.cel.validate(schema, object, None)
@@ -84,6 +99,11 @@ impl Schemas {
             bad(format!("{value} is not one of {}", names.join(", ")));
         }
         if let Some(s) = value.as_str() {
+            if schema.get("format").and_then(Value::as_str) == Some("date-time")
+                && let Err(e) = crate::api::time::parse(s)
+            {
+                bad(format!("invalid value: must be of type date-time: {e}"));
+            }
             let len = s.chars().count() as u64;
             if let Some(min) = schema.get("minLength").and_then(Value::as_u64).filter(|m| len < *m) {
                 bad(format!("must have at least {min} characters"));
@@ -118,6 +138,7 @@ impl Schemas {
                     self.walk(item_schema, item, &format!("{path}[{i}]"), errors);
                 }
             }
+            unique(schema, items, path, errors);
         }
         if let Some(obj) = value.as_object() {
             for req in schema.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str)
@@ -128,11 +149,20 @@ impl Schemas {
             }
             let props = schema.get("properties").and_then(Value::as_object);
             let extra = schema.get("additionalProperties");
+            let n = obj.len() as u64;
+            if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64).filter(|m| n > *m) {
+                errors.push(format!("field {field}: must have at most {max} properties"));
+            }
+            let preserve = schema.get("x-kubernetes-preserve-unknown-fields").and_then(Value::as_bool) == Some(true);
+            let root = path.is_empty();
             for (k, v) in obj {
                 if let Some(s) = props.and_then(|p| p.get(k)) {
                     self.walk(s, v, &join(path, k), errors);
                 } else if let Some(s) = extra.filter(|e| e.is_object()) {
                     self.walk(s, v, &join(path, k), errors);
+                } else if !preserve && !root && extra.is_none_or(|e| e != &Value::Bool(true)) {
+                    // kubectl's strict field validation: a field the schema does not know is an error, not dropped.
+                    errors.push(format!("field {}: unknown field", join(path, k)));
                 }
             }
         }
@@ -142,6 +172,76 @@ impl Schemas {
 impl Default for Schemas {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The fields of `metadata` (ObjectMeta): anything else is an unknown field.
+const OBJECT_META: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+fn metadata(v: &Value, errors: &mut Vec<String>) {
+    let Some(obj) = v.as_object() else {
+        errors.push("field metadata: must be of type object".into());
+        return;
+    };
+    for (k, v) in obj {
+        if !OBJECT_META.contains(&k.as_str()) {
+            errors.push(format!("field metadata.{k}: unknown field"));
+        } else if matches!(k.as_str(), "labels" | "annotations")
+            && !v.as_object().is_some_and(|m| m.values().all(Value::is_string))
+        {
+            errors.push(format!("field metadata.{k}: must be a map of strings"));
+        } else if matches!(k.as_str(), "name" | "namespace" | "generateName") && !v.is_string() {
+            errors.push(format!("field metadata.{k}: must be of type string"));
+        }
+    }
+}
+
+/// `x-kubernetes-list-type: set` lists hold each value once, `map` lists each key once (the API server's
+/// `Duplicate value`).
+fn unique(schema: &Value, items: &[Value], path: &str, errors: &mut Vec<String>) {
+    match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+        Some("set") => {
+            for (i, item) in items.iter().enumerate() {
+                if items[..i].contains(item) {
+                    errors.push(format!("field {path}[{i}]: Duplicate value: {item}"));
+                }
+            }
+        }
+        Some("map") => {
+            let keys: Vec<&str> = schema
+                .get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            let key = |item: &Value| -> Value {
+                Value::Object(keys.iter().filter_map(|k| Some((k.to_string(), item.get(*k)?.clone()))).collect())
+            };
+            for (i, item) in items.iter().enumerate() {
+                let k = key(item);
+                if items[..i].iter().any(|o| key(o) == k) {
+                    errors.push(format!("field {path}[{i}]: Duplicate value: {k}"));
+                }
+            }
+        }
+        _ => {}
     }
 }
 

@@ -150,9 +150,13 @@ pub async fn observe(member: &Client) -> Result<BTreeMap<String, TierCapacity>, 
 }
 
 /// Observes every `capacity_interval`, and at once (after a short settling delay) when a Node changes, so a lost
-/// or NotReady node moves work within seconds; reports only when the summary changed.
+/// or NotReady node moves work within seconds; reports when the summary changed, and renews an unchanged report's
+/// `observedAt` every 1.5 intervals, so that the hub can tell a current report from a stale one (capacity older than
+/// the hub's `--capacity-stale`, three intervals by default, is unknown there).
 pub async fn run(ctx: Arc<SyncContext>, cluster: String, member: Client) -> Result<(), Error> {
     let mut last: Option<BTreeMap<String, TierCapacity>> = None;
+    let mut reported: Option<tokio::time::Instant> = None;
+    let renew_after = ctx.config.capacity_interval * 3 / 2;
     let mut tick = tokio::time::interval(ctx.config.capacity_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let nodes = watcher(Api::<Node>::all(member.clone()), watcher::Config::default().any_semantic()).default_backoff();
@@ -184,18 +188,19 @@ pub async fn run(ctx: Arc<SyncContext>, cluster: String, member: Client) -> Resu
                 continue;
             }
         };
-        if last.as_ref() == Some(&summary) {
+        if last.as_ref() == Some(&summary) && reported.is_some_and(|t| t.elapsed() < renew_after) {
             continue;
         }
         let result = member_status::update(&ctx, &cluster, |s, _| {
-            if s.capacity != summary {
-                s.capacity = summary.clone();
-                s.observed_at = Some(member_status::now());
-            }
+            s.capacity = summary.clone();
+            s.observed_at = Some(member_status::now());
         })
         .await;
         match result {
-            Ok(_) => last = Some(summary),
+            Ok(_) => {
+                last = Some(summary);
+                reported = Some(tokio::time::Instant::now());
+            }
             Err(e) => warn!(%cluster, error = %e, "capacity not reported"),
         }
     }

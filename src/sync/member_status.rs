@@ -109,7 +109,9 @@ pub async fn update(
     api.patch_status(cluster, &PatchParams::apply(SYNCER_FIELD_MANAGER).force(), &Patch::Apply(&body))
         .await
         .map_err(Error::hub(format!("apply MemberCluster {cluster} status")))?;
-    ctx.metrics.write("hub", "apply", "memberclusters/status");
+    // A write that only moves `observedAt` renews a report (like a heartbeat), it changes nothing.
+    let verb = if new.conditions == old.conditions && new.capacity == old.capacity { "renew" } else { "apply" };
+    ctx.metrics.write("hub", verb, "memberclusters/status");
     Ok(Some(true))
 }
 

@@ -20,7 +20,8 @@ use k8s_openapi::api::core::v1::ConfigMap;
 
 pub use super::host_config::{CLEARANCE_KEY, MemberClearance, parse_clearance_file, parse_member_clearance};
 use crate::api::{Admission, Assignment, MemberCluster, SecurityPolicy};
-use crate::placement::filters::{accredited, host_admission, sovereignty};
+use crate::placement::access::{LabelView, sovereignty};
+use crate::placement::filters::{accredited, host_admission};
 use crate::placement::model::{ClusterFacts, Settings, Snapshot};
 use crate::signing::{KeyRing, Trust};
 
@@ -220,7 +221,8 @@ pub fn recheck(
     };
     let snap = Snapshot::new(policies, vec![facts.clone()], &[], Settings::default());
     accredited(&facts, now).map_err(refuse)?;
-    let m = sovereignty(&facts, &a.spec.confidentiality, &snap).map_err(refuse)?;
+    let mut view = LabelView::new(&a.spec.confidentiality, &snap);
+    let m = sovereignty(&facts, &mut view).map_err(refuse)?;
     host_admission(&facts, &a.spec.owner, &m).map_err(refuse)?;
     if !a.spec.residency.is_empty() && !a.spec.residency.contains(&facts.nation) {
         return Err(Refusal {

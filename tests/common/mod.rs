@@ -33,6 +33,7 @@ pub fn cluster(name: &str, nation: &str, tiers: &[&str]) -> ClusterFacts {
                 .collect(),
             categories: [("Releasable To".to_string(), [nation.to_string(), "NATO".to_string()].into())].into(),
             review_by: t(365 * 86400),
+            defect: None,
         },
         owner_nations: ["*".to_string()].into(),
         max_classification: None,
@@ -40,6 +41,7 @@ pub fn cluster(name: &str, nation: &str, tiers: &[&str]) -> ClusterFacts {
         taints: vec![],
         heartbeat: Some(t(0)),
         free: tiers.iter().map(|tier| (tier.to_string(), free(8000, 32 << 30, 110))).collect(),
+        capacity_observed_at: Some(t(0)),
     }
 }
 
@@ -92,8 +94,15 @@ pub fn link(from: &str, to: &str, state: &str, rtt: u32, bw: u32, observed: Time
     .expect("link")
 }
 
+/// A snapshot under the NATO policy. Capacity reports never age here (`cluster()` reports at `t(0)` and tests decide
+/// later): the capacity bound has tests of its own, which use [`snapshot_with`].
 pub fn snapshot(clusters: Vec<ClusterFacts>, links: &[ClusterLink]) -> Snapshot {
-    Snapshot::new(&[nato()], clusters, links, Settings::default())
+    snapshot_with(clusters, links, Settings { capacity_stale_seconds: u32::MAX, ..Settings::default() })
+}
+
+/// A snapshot under the NATO policy with these settings.
+pub fn snapshot_with(clusters: Vec<ClusterFacts>, links: &[ClusterLink], settings: Settings) -> Snapshot {
+    Snapshot::new(&[nato()], clusters, links, settings)
 }
 
 /// The history a decision leaves behind (what the controller stores in status).
