@@ -74,8 +74,11 @@ fn grants(docs: &[Value], kind: &str) -> Vec<Grant> {
     for d in docs.iter().filter(|d| d["kind"] == kind) {
         for rule in d["rules"].as_array().expect("rules") {
             // `resourceNames: {{ toJson ... }}` renders as TEMPLATED: a name list the chart fills in from values.
-            let names =
-                if rule["resourceNames"] == "TEMPLATED" { vec!["TEMPLATED".to_string()] } else { strings(&rule["resourceNames"]) };
+            let names = if rule["resourceNames"] == "TEMPLATED" {
+                vec!["TEMPLATED".to_string()]
+            } else {
+                strings(&rule["resourceNames"])
+            };
             for g in strings(&rule["apiGroups"]) {
                 for r in strings(&rule["resources"]) {
                     for v in strings(&rule["verbs"]) {
