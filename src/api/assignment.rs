@@ -91,7 +91,7 @@ pub struct AssignmentSpec {
     pub sequence: i64,
     /// The member applies this instruction only until then (the controller renews it well before). Past it, a
     /// member refuses to apply it, but removes nothing it runs because of that.
-    #[serde(default = "epoch")]
+    #[serde(default = "epoch", deserialize_with = "super::time::clamped")]
     pub not_after: Time,
     /// sha256 over the canonical JSON of everything the member must enforce and of where it may land (see
     /// [`AssignmentSpec::digest_for`]); the signature is over this digest.
@@ -120,10 +120,10 @@ pub struct AssignmentStatus {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub applied_digest: String,
     /// Last successful sync.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::time::clamped_opt")]
     pub synced_at: Option<Time>,
     /// Conditions.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "super::time::clamped_conditions")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
 }
@@ -258,6 +258,17 @@ mod tests {
         let mut s = spec();
         s.digest = "sha256:00".into();
         assert_eq!(s.digest_for("marshal-pol-1", "baltic.isr"), base, "the digest field itself is not covered");
+    }
+
+    #[test]
+    fn every_time_the_api_server_accepts_is_read() {
+        let mut v = serde_json::to_value(spec()).unwrap();
+        v["notAfter"] = json!("9999-12-31T23:59:59Z");
+        let s: AssignmentSpec = serde_json::from_value(v).unwrap();
+        assert!(s.not_after.0 > jiff::Timestamp::from_second(250_000_000_000).unwrap(), "clamped, far away");
+        let st: AssignmentStatus =
+            serde_json::from_value(json!({"phase": "Applied", "syncedAt": "9999-12-31t23:59:59z"})).unwrap();
+        assert!(st.synced_at.is_some());
     }
 
     #[test]

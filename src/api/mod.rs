@@ -6,6 +6,7 @@
 mod assignment;
 mod cluster_link;
 pub mod conditions;
+pub mod heartbeat;
 mod label;
 mod member_cluster;
 mod mission_workload;

@@ -18,9 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::api::heartbeat::HeartbeatLease;
 use futures::{Stream, StreamExt};
 use jiff::Timestamp;
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
 use kube::core::{DeserializeGuard, PartialObjectMeta};
@@ -52,7 +52,7 @@ pub struct Stores {
     /// Assignments in every namespace.
     pub assignments: Store<Assignment>,
     /// Heartbeat Leases.
-    pub leases: Store<Lease>,
+    pub leases: Store<HeartbeatLease>,
     /// MissionWorkloads (for fleet metrics).
     pub workloads: Store<DeserializeGuard<MissionWorkload>>,
     /// Objects that exist but cannot be read.
@@ -136,7 +136,7 @@ impl Context {
     /// The last heartbeat of a cluster on the hub's clock: when the hub last saw its Lease's `renewTime` change
     /// (see [`observed::Observed::heartbeat`]). A member's clock never makes it fresher.
     pub fn heartbeat(&self, cluster: &str) -> Option<Timestamp> {
-        let key = ObjectRef::<Lease>::new(HEARTBEAT_LEASE).within(&cluster_namespace(cluster));
+        let key = ObjectRef::<HeartbeatLease>::new(HEARTBEAT_LEASE).within(&cluster_namespace(cluster));
         self.stores.leases.get(&key)?;
         self.observed.heartbeat_of(cluster)
     }
@@ -370,7 +370,7 @@ pub async fn run(
     let (policies, unreadable_policies, policies_s) = reflect::<SecurityPolicy>(&client, cfg.clone(), &reporter);
     let (assignments, unreadable_assignments, assignments_s) = reflect::<Assignment>(&client, cfg.clone(), &reporter);
     let (leases, _, leases_s) =
-        reflect::<Lease>(&client, cfg.clone().labels(&format!("{HEARTBEAT_LABEL}=true")), &reporter);
+        reflect::<HeartbeatLease>(&client, cfg.clone().labels(&format!("{HEARTBEAT_LABEL}=true")), &reporter);
     // The janitor's own view of which workloads exist: metadata only, so it can be read whatever the spec says.
     let (workload_meta, meta_writer) = reflector::store::<PartialObjectMeta<MissionWorkload>>();
     let meta_stream = watcher(Api::<PartialObjectMeta<MissionWorkload>>::all(client.clone()), cfg.clone())
@@ -463,7 +463,7 @@ pub async fn run(
         let seen = seen.clone();
         async move {
             if let Some(cluster) = lease.namespace().and_then(|ns| ns.strip_prefix("marshal-").map(String::from)) {
-                let renew = lease.spec.as_ref().and_then(|s| s.renew_time.as_ref()).map(|t| t.0);
+                let renew = lease.spec.renew_time.as_ref().map(|t| t.0);
                 seen.observed.observe_heartbeat(&cluster, renew, Timestamp::now());
             }
         }
