@@ -254,6 +254,10 @@ fn exported_metrics() -> BTreeSet<String> {
         &m.api_writes_total,
         &m.fleet_frozen,
         &m.leader,
+        &m.unreadable_objects_total,
+        &m.assignments_ignored_total,
+        &m.assignments_orphaned_total,
+        &m.probe_refusals_total,
     ];
     let registered = read("src/metrics.rs").matches("r.register(").count();
     assert!(

@@ -477,7 +477,7 @@ spec:
       containers:
         - name: c
           image: registry.example.mil/x:1
-          securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}, privileged: ${4:-false}}
+          securityContext: {allowPrivilegeEscalation: $([[ ${4:-false} == true ]] && echo true || echo false), capabilities: {drop: [ALL]}, privileged: ${4:-false}}
 EOF
 }
 DIGEST=sha256:$(printf '%064d' 0)
