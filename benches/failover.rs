@@ -124,6 +124,17 @@ fn reconciles(c: &ControllerProcess) -> (f64, f64) {
 }
 
 fn trial(c: &ControllerProcess, n: usize) -> Trial {
+    // Every trial starts from the same fleet: after the previous trial's link came back, the hub must judge
+    // ltu-1 Reachable again before the workloads are applied, or some are placed elsewhere and wait for failback.
+    wait_for("every member Reachable", Duration::from_secs(120), || {
+        ["pol-1", "deu-1", "ltu-1"]
+            .iter()
+            .all(|m| {
+                get("hub", &["memberclusters", m])
+                    .is_some_and(|mc| condition(&mc, "Reachable").as_deref() == Some("True"))
+            })
+            .then_some(())
+    });
     kubectl_stdin("hub", &["apply", "-f", "-"], Some(&workloads_yaml(n))).expect("bench workloads");
     wait_all("bench workloads Ready on ltu-1", n, |w| {
         placements(w).iter().all(|p| p.starts_with("ltu-1/"))
