@@ -135,6 +135,13 @@ fn trial(c: &ControllerProcess, n: usize) -> Trial {
             })
             .then_some(())
     });
+    // ... and until ltu-1 reports room for all N again: the previous trial's pods leave the member some seconds
+    // after their workloads are gone, and a summary that still counts them sends the overflow elsewhere.
+    wait_for("ltu-1 reports room for every bench workload", Duration::from_secs(300), || {
+        let mc = get("hub", &["memberclusters", "ltu-1"])?;
+        let free: usize = mc["status"]["capacity"]["edge"]["free"]["pods"].as_str()?.parse().ok()?;
+        (free >= n).then_some(())
+    });
     kubectl_stdin("hub", &["apply", "-f", "-"], Some(&workloads_yaml(n))).expect("bench workloads");
     wait_all("bench workloads Ready on ltu-1", n, |w| {
         placements(w).iter().all(|p| p.starts_with("ltu-1/"))
