@@ -221,7 +221,7 @@ fn main() {
     let node = format!(
         r#"{{"apiVersion":"v1","kind":"Node","metadata":{{"name":"{BENCH_NODE}","annotations":{{"kwok.x-k8s.io/node":"fake"}},
         "labels":{{"type":"kwok","marshal.dev/tier":"edge","kubernetes.io/hostname":"{BENCH_NODE}","topology.kubernetes.io/zone":"ltu-1-edge"}}}},
-        "status":{{"capacity":{{"cpu":"16","memory":"64Gi","pods":"600"}},"allocatable":{{"cpu":"16","memory":"64Gi","pods":"600"}}}}}}"#
+        "status":{{"capacity":{{"cpu":"16","memory":"64Gi","pods":"300"}},"allocatable":{{"cpu":"16","memory":"64Gi","pods":"300"}}}}}}"#
     );
     let _ = kubectl("ltu-1", &["delete", "node", BENCH_NODE, "--ignore-not-found"]);
     kubectl_stdin("ltu-1", &["create", "-f", "-"], Some(&node)).expect("bench node");
