@@ -8,17 +8,6 @@ use marshal::api::{ClusterTaint, Phase, TaintEffect};
 use marshal::placement::{ClusterFacts, CurrentPlacement, Decision, History, Snapshot, WorkloadModel, decide};
 use serde_json::json;
 
-fn current(cluster: &str, tier: &str, replicas: u32) -> CurrentPlacement {
-    CurrentPlacement {
-        cluster: cluster.into(),
-        tier: tier.into(),
-        replicas,
-        since: t(-600),
-        reason: "Preferred".into(),
-        ready: None,
-    }
-}
-
 fn history_of(placements: Vec<CurrentPlacement>) -> History {
     History { placements, ..History::default() }
 }

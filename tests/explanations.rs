@@ -8,19 +8,8 @@ use std::process::Command;
 
 use common::*;
 use marshal::api::Phase;
-use marshal::placement::{CurrentPlacement, History, decide};
+use marshal::placement::{History, decide};
 use serde_json::json;
-
-fn current(cluster: &str, tier: &str, replicas: u32) -> CurrentPlacement {
-    CurrentPlacement {
-        cluster: cluster.into(),
-        tier: tier.into(),
-        replicas,
-        since: t(-600),
-        reason: "Preferred".into(),
-        ready: None,
-    }
-}
 
 #[test]
 fn a_releasability_verdict_says_what_the_label_requires_and_what_the_clearance_lacks() {

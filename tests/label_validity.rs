@@ -10,7 +10,7 @@ use std::process::Command;
 
 use common::*;
 use marshal::api::SecurityPolicy;
-use marshal::placement::{CurrentPlacement, History, Settings, Snapshot, decide};
+use marshal::placement::{History, Settings, Snapshot, decide};
 use serde_json::{Value, json};
 
 /// A policy with every kind of rule (what a SPIF can say), under the identifier RULES.
@@ -165,17 +165,7 @@ fn validity_rules_table() {
 #[test]
 fn an_invalid_label_revokes_what_runs_in_every_path() {
     let w = label("MID", json!([{"tagName": "Handling", "values": ["ATOMAL"]}]));
-    let hist = History {
-        placements: vec![CurrentPlacement {
-            cluster: "pol-1".into(),
-            tier: "core".into(),
-            replicas: 1,
-            since: t(-60),
-            reason: "Preferred".into(),
-            ready: None,
-        }],
-        ..History::default()
-    };
+    let hist = History { placements: vec![current("pol-1", "core", 1)], ..History::default() };
     let mut frozen = vec![rules_cluster(), cluster("deu-1", "DEU", &["core"]), cluster("ltu-1", "LTU", &["edge"])];
     frozen[1].heartbeat = Some(t(-3600));
     frozen[2].heartbeat = Some(t(-3600));
@@ -190,17 +180,7 @@ fn an_invalid_label_revokes_what_runs_in_every_path() {
 #[test]
 fn a_missing_or_contradictory_policy_holds_what_runs_and_places_nothing_new() {
     let w = workload(json!({"replicas": 2, "placement": {"preferredNations": ["POL"]}}));
-    let hist = History {
-        placements: vec![CurrentPlacement {
-            cluster: "pol-1".into(),
-            tier: "core".into(),
-            replicas: 1,
-            since: t(-60),
-            reason: "Preferred".into(),
-            ready: None,
-        }],
-        ..History::default()
-    };
+    let hist = History { placements: vec![current("pol-1", "core", 1)], ..History::default() };
     let clusters = || vec![cluster("pol-1", "POL", &["core"]), cluster("deu-1", "DEU", &["core"])];
     let mut other = nato();
     other.metadata.name = Some("nato-copy".into());

@@ -4,7 +4,8 @@
 use jiff::Timestamp;
 use marshal::api::{ClusterLink, MissionWorkload, SecurityPolicy};
 use marshal::placement::{
-    ClusterFacts, Decision, History, Resources, Settings, Snapshot, WorkloadModel, model::ClearanceFacts,
+    ClusterFacts, CurrentPlacement, Decision, History, Resources, Settings, Snapshot, WorkloadModel,
+    model::ClearanceFacts,
 };
 use serde_json::{Value, json};
 
@@ -120,4 +121,16 @@ pub fn verdict<'a>(d: &'a Decision, cluster: &str, tier: &str) -> &'a marshal::p
         .iter()
         .find(|v| v.cluster == cluster && v.tier == tier)
         .unwrap_or_else(|| panic!("no verdict for {cluster}/{tier}: {:#?}", d.verdicts))
+}
+
+/// A current placement of `replicas` on `cluster`/`tier`, placed as `Preferred` ten minutes before time zero.
+pub fn current(cluster: &str, tier: &str, replicas: u32) -> CurrentPlacement {
+    CurrentPlacement {
+        cluster: cluster.into(),
+        tier: tier.into(),
+        replicas,
+        since: t(-600),
+        reason: "Preferred".into(),
+        ready: None,
+    }
 }
