@@ -32,6 +32,8 @@ pub struct Metrics {
     pub link_rtt_seconds: prometheus::GaugeVec,
     /// Replica moves per reason (link, unreachable, capacity, failback, spec, policy).
     pub replacements_total: IntCounterVec,
+    /// Backoffs started because a replacement was not Ready in time (or failed) on a cluster, per cluster.
+    pub not_ready_backoffs_total: IntCounterVec,
     /// Unreachable detected → replacement ready.
     pub failover_seconds: Histogram,
     /// Filter rejections per filter.
@@ -99,6 +101,11 @@ impl Metrics {
             link_state: gauge("link_state", "Link state: 0 Unknown, 1 Down, 2 Degraded, 3 Up.", &["from", "to"])?,
             link_rtt_seconds: fgauge("link_rtt_seconds", "Link round-trip time.", &["from", "to"])?,
             replacements_total: counter("replacements_total", "Replica moves per reason.", &["reason"])?,
+            not_ready_backoffs_total: counter(
+                "not_ready_backoffs_total",
+                "Clusters passed over for a workload because a replacement there was not Ready in time or failed.",
+                &["cluster"],
+            )?,
             failover_seconds: Histogram::with_opts(
                 HistogramOpts::new("marshal_failover_seconds", "Unreachable detected until the replacement is ready.")
                     .buckets(vec![5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 300.0]),
@@ -164,6 +171,7 @@ impl Metrics {
         r.register(Box::new(self.link_state.clone()))?;
         r.register(Box::new(self.link_rtt_seconds.clone()))?;
         r.register(Box::new(self.replacements_total.clone()))?;
+        r.register(Box::new(self.not_ready_backoffs_total.clone()))?;
         r.register(Box::new(self.failover_seconds.clone()))?;
         r.register(Box::new(self.filter_rejections_total.clone()))?;
         r.register(Box::new(self.assignment_refusals_total.clone()))?;

@@ -83,6 +83,11 @@ pub struct AssignmentSpec {
     #[schemars(length(max = 64), inner(regex(pattern = r"^[A-Z]{3}$")))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub residency: Vec<String>,
+    /// The workload is `BreakBeforeMake`: at most one copy may ever run. The member's Deployment uses the
+    /// `Recreate` strategy (no surge pod beside an old one), and a pull-mode agent cut off from the hub fences
+    /// it. Signed, so that nobody on the hub path can turn an exclusive workload into a surging one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exclusive: bool,
     /// Grows with every change of the signed content: milliseconds since the epoch on the hub's clock when the
     /// content changed, or the previous value plus one if that is larger. A member refuses a sequence lower than
     /// the one it last applied for this workload (a replayed, older instruction).
@@ -153,9 +158,10 @@ fn sha256_hex(text: &str) -> String {
 
 impl AssignmentSpec {
     /// The canonical JSON of what shapes the member's objects: target cluster, workload (namespace, name, uid),
-    /// owner, label, residency, tier, replicas and template.
+    /// owner, label, residency, tier, replicas, template and (only when set, so that other digests do not change)
+    /// exclusivity.
     fn content(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut v = serde_json::json!({
             "cluster": self.cluster,
             "workload": {"namespace": self.workload.namespace, "name": self.workload.name, "uid": self.workload.uid},
             "owner": self.owner,
@@ -164,7 +170,13 @@ impl AssignmentSpec {
             "tier": self.tier,
             "replicas": self.replicas,
             "template": self.template,
-        })
+        });
+        if self.exclusive
+            && let Some(m) = v.as_object_mut()
+        {
+            m.insert("exclusive".into(), serde_json::Value::Bool(true));
+        }
+        v
     }
 
     /// `sha256:<hex>` over [`content`](Self::content) only: what the member's objects are built from. The member
@@ -223,7 +235,8 @@ mod tests {
         let base = spec().digest_for("marshal-pol-1", "baltic.isr");
         let content = spec().content_digest();
         type Edit = fn(&mut AssignmentSpec);
-        let covered: [(&str, Edit); 11] = [
+        let covered: [(&str, Edit); 12] = [
+            ("exclusive", |s| s.exclusive = true),
             ("owner", |s| s.owner = "POL".into()),
             ("classification", |s| s.confidentiality.classification = "RESTRICTED".into()),
             ("categories", |s| s.confidentiality.categories[0].values.push("DEU".into())),

@@ -326,6 +326,26 @@ pub struct FailbackStatus {
     pub targets: Vec<String>,
 }
 
+/// A cluster passed over for this workload for a while: a replacement there was not Ready in time, or failed,
+/// while another copy ran. Kept in status so that a controller restart remembers it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct BackoffStatus {
+    /// The member cluster.
+    pub cluster: String,
+    /// `NotReadyOnMember`.
+    pub reason: String,
+    /// What was seen (the member's message when it failed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// The cluster is not chosen again for this workload before then.
+    #[serde(deserialize_with = "super::time::clamped")]
+    pub until: Time,
+    /// How many backoffs in a row (each doubles the wait, up to an hour).
+    #[serde(default)]
+    pub count: u32,
+}
+
 /// Status of a MissionWorkload.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -362,6 +382,9 @@ pub struct MissionWorkloadStatus {
     /// A better placement the engine waits to move to (failback window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failback: Option<FailbackStatus>,
+    /// Clusters passed over for a while because a replacement there did not become Ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backoff: Vec<BackoffStatus>,
     /// When the decision last changed.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::time::clamped_opt")]
     pub last_decision_time: Option<Time>,

@@ -22,7 +22,7 @@ pub use member_cluster::{
     ResourceAmounts, SecretKeyRef, TaintEffect, TierCapacity,
 };
 pub use mission_workload::{
-    DataSource, FailbackStatus, Failover, FailoverMode, MissionWorkload, MissionWorkloadSpec, MissionWorkloadStatus,
+    BackoffStatus, DataSource, FailbackStatus, Failover, FailoverMode, MissionWorkload, MissionWorkloadSpec, MissionWorkloadStatus,
     Phase, Placement, PlacementMode, PlacementStatus, Spread, TemplateMetadata, Toleration, TolerationOperator,
     VerdictStatus, WorkloadTemplate,
 };

@@ -132,6 +132,7 @@ fn assignment(
         replicas: i32::try_from(replicas).unwrap_or(i32::MAX),
         template: mw.spec.template.clone(),
         residency: mw.spec.residency.clone(),
+        exclusive: mw.spec.failover.mode == crate::api::FailoverMode::BreakBeforeMake,
         sequence: 0,
         not_after: Time(Timestamp::UNIX_EPOCH),
         digest: String::new(),
@@ -188,6 +189,18 @@ pub fn refusals<'a>(assignments: impl IntoIterator<Item = &'a Assignment>) -> BT
         .into_iter()
         .filter(|a| host_refused(a))
         .map(|a| (a.spec.cluster.clone(), a.status.as_ref().map(|s| s.message.clone()).unwrap_or_default()))
+        .collect()
+}
+
+/// The engine's `unverified` input: each cluster whose member cannot check the workload's Assignment (its own
+/// clearance or policy is unreadable), with what it said. What runs there stays; nothing new goes there.
+pub fn unverified<'a>(assignments: impl IntoIterator<Item = &'a Assignment>) -> BTreeMap<String, String> {
+    assignments
+        .into_iter()
+        .filter(|a| refused(a))
+        .filter_map(|a| a.status.as_ref().map(|s| (a, s)))
+        .filter(|(_, s)| crate::sync::recheck::refusal_unverifiable(&s.message))
+        .map(|(a, s)| (a.spec.cluster.clone(), s.message.clone()))
         .collect()
 }
 

@@ -9,6 +9,7 @@ mod cluster_events;
 pub mod error;
 pub mod health;
 pub mod janitor;
+pub mod moves;
 pub mod observed;
 pub mod reconcile;
 pub mod status;
@@ -101,7 +102,6 @@ pub struct Context {
     pub settings: Settings,
     leader: Arc<AtomicBool>,
     namespaces: Mutex<BTreeSet<String>>,
-    superseded: Mutex<BTreeMap<String, Instant>>,
     ready: tokio::sync::watch::Receiver<bool>,
     /// Workloads moving off an unreachable cluster, with the time it was detected unreachable.
     pub failovers: Mutex<BTreeMap<String, Timestamp>>,
@@ -249,17 +249,6 @@ impl Context {
         if let Ok(mut s) = self.namespaces.lock() {
             s.insert(name.to_string());
         }
-    }
-
-    /// When this process first saw `a` superseded (make-before-break timer).
-    fn superseded_since(&self, a: &Assignment) -> Instant {
-        let key = format!("{}/{}", a.namespace().unwrap_or_default(), a.name_any());
-        let mut m = match self.superseded.lock() {
-            Ok(m) => m,
-            Err(p) => p.into_inner(),
-        };
-        m.retain(|_, t| t.elapsed() < Duration::from_secs(3600));
-        *m.entry(key).or_insert_with(Instant::now)
     }
 
     /// Publishes an Event on an object; failures are logged, never fatal.
@@ -417,7 +406,6 @@ pub async fn run(
         },
         leader,
         namespaces: Mutex::new(BTreeSet::new()),
-        superseded: Mutex::new(BTreeMap::new()),
         written: Mutex::new(BTreeMap::new()),
         failovers: Mutex::new(BTreeMap::new()),
         started: Timestamp::now(),

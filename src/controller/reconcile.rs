@@ -1,5 +1,6 @@
 //! The MissionWorkload reconcile: dereference → decide → build → apply → status.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,12 +18,10 @@ use tracing::{info, warn};
 
 use super::assumed::{Ledger, Promise, Seen};
 use super::error::{Error, hub};
-use super::{Context, build, status};
+use super::{Context, build, moves, status};
 use crate::api::{ASSIGNMENT_FINALIZER, Assignment, FIELD_MANAGER, FailoverMode, MissionWorkload, WORKLOAD_FINALIZER};
 use crate::placement::{self, Decision, Request, WorkloadModel};
 
-/// How long an old placement waits for its replacement to be ready (make-before-break) before it is removed.
-const MAKE_BEFORE_BREAK_TIMEOUT: Duration = Duration::from_secs(120);
 /// Longest time between two reconciles of a workload (facts such as link freshness age with time).
 const MAX_REQUEUE: Duration = Duration::from_secs(60);
 
@@ -72,22 +71,13 @@ pub fn error_policy(_obj: Arc<DeserializeGuard<MissionWorkload>>, err: &Error, c
 }
 
 /// Decides with the current facts, less the capacity promised to placements members have not counted yet.
-/// `existing` are the workload's Assignments: a member that refused its Assignment is not eligible while the
-/// refusal stands.
-pub fn decide(
-    mw: &MissionWorkload,
-    model: &WorkloadModel,
-    ctx: &Context,
-    existing: &[Arc<Assignment>],
-    ledger: &Ledger,
-    now: Timestamp,
-) -> Decision {
+/// `hist` comes from [`moves::history`]: a member that refused its Assignment is not eligible while the refusal
+/// stands, nor one whose backoff runs.
+fn decide(model: &WorkloadModel, ctx: &Context, hist: &placement::History, ledger: &Ledger, now: Timestamp) -> Decision {
     let mut snap = ctx.snapshot();
     ledger.apply_to(&mut snap);
-    let mut hist = build::history(mw);
-    hist.refused = build::refusals(existing.iter().map(|a| a.as_ref()));
     let t = Instant::now();
-    let mut d = placement::decide(model, &snap, &hist, now);
+    let mut d = placement::decide(model, &snap, hist, now);
     ctx.metrics.decision_duration_seconds.observe(t.elapsed().as_secs_f64());
     if let Some(stale) = d.links_stale_at(model, &snap).filter(|s| *s > now) {
         d.next_review = Some(d.next_review.map_or(stale, |n| n.min(stale)));
@@ -136,6 +126,10 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
     let existing: Vec<Arc<Assignment>> =
         ctx.stores.assignments.state().into_iter().filter(|a| build::belongs_to(a, mw)).collect();
     let model = WorkloadModel::from_crd(mw);
+    let own: Vec<&Assignment> = existing.iter().map(|a| a.as_ref()).collect();
+    let backoff = moves::backoffs(mw, &own, now);
+    note_backoffs(ctx, mw, &backoff).await;
+    let hist = moves::history(mw, &own, &backoff, now);
     // Deciding and promising the capacity decided happen under one lock, so that reconciles running in parallel
     // see each other's new placements.
     let (d, desired) = {
@@ -144,88 +138,42 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
             Err(poisoned) => poisoned.into_inner(),
         };
         ledger.refresh(now, |key, p| promise_seen(ctx, key, p), |cluster| ctx.capacity_observed(cluster));
-        let d = decide(mw, &model, ctx, &existing, &ledger, now);
-        let own: Vec<&Assignment> = existing.iter().map(|a| a.as_ref()).collect();
+        let d = decide(&model, ctx, &hist, &ledger, now);
         let desired = build::assignments(mw, &d, &own, &issuance);
         promise(&mut ledger, &existing, &desired, model.request, now);
         (d, desired)
     };
-    let snap_reachable = |cluster: &str| ctx.reachable(cluster, now);
-
-    // A refused Assignment that is out only because of that refusal stays, with no replicas: it is the record
-    // of the refusal (the engine's input) and the question the member answers again when its clearance changes.
-    let (parked, leaving): (Vec<&Arc<Assignment>>, Vec<&Arc<Assignment>>) = existing
+    let reachable: BTreeSet<String> = existing
         .iter()
-        .filter(|a| !desired.iter().any(|d| d.spec.cluster == a.spec.cluster))
-        .partition(|a| build::host_refused(a) && out_by_refusal(&d, &a.spec.cluster));
-    for a in &parked {
-        let want = build::parked(mw, a, &issuance);
-        if !build::up_to_date(a, &want) {
-            apply_assignment(ctx, &want).await?;
-        }
-    }
-
-    // BreakBeforeMake: nothing new starts on another cluster while an old copy may still run. A copy its member
-    // refused on clearance grounds is gone (parked ones all are); after an integrity refusal it still runs.
-    let exclusive = mw.spec.failover.mode == FailoverMode::BreakBeforeMake;
-    let hold_new = exclusive
-        && leaving.iter().any(|a| {
-            !build::host_refused(a) && (snap_reachable(&a.spec.cluster) || a.metadata.deletion_timestamp.is_some())
-        });
-
-    for want in &desired {
-        let current = existing.iter().find(|a| a.spec.cluster == want.spec.cluster);
-        if current.is_some_and(|c| build::up_to_date(c, want)) {
-            continue;
-        }
-        if hold_new && current.is_none() {
-            continue;
-        }
-        apply_assignment(ctx, want).await?;
-    }
-
-    // Make-before-break: an old placement on a reachable cluster stays until the new ones are ready.
-    let ready_new: u32 = desired
-        .iter()
-        .filter_map(|w| existing.iter().find(|a| a.spec.cluster == w.spec.cluster))
-        .filter(|a| a.status.as_ref().is_some_and(|s| s.applied_digest == a.spec.content_digest()))
-        .filter_map(|a| a.status.as_ref().map(|s| s.ready_replicas))
-        .sum();
-    let wanted: u32 = d.placements.iter().map(|p| p.replicas).sum();
-    // A replacement its member refused will never be ready: the old copy stays (the engine moves the replicas
-    // elsewhere on the next decision, which reads the refusal).
-    let replacement_refused =
-        desired.iter().any(|w| existing.iter().any(|a| a.spec.cluster == w.spec.cluster && build::refused(a)));
-    for old in &leaving {
-        if old.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let reachable = snap_reachable(&old.spec.cluster);
-        let superseded_for = ctx.superseded_since(old).elapsed();
-        let replacement_ready = ready_new >= wanted;
-        let timed_out = superseded_for >= MAKE_BEFORE_BREAK_TIMEOUT && !replacement_refused;
-        if exclusive || !reachable || replacement_ready || timed_out {
-            if reachable && !exclusive && !replacement_ready {
-                ctx.event(
-                    mw,
-                    EventType::Warning,
-                    "MakeBeforeBreakTimeout",
-                    format!(
-                        "removing {} from {} although its replacement is not ready after {}s",
-                        old.name_any(),
-                        old.spec.cluster,
-                        MAKE_BEFORE_BREAK_TIMEOUT.as_secs()
-                    ),
-                )
-                .await;
+        .map(|a| a.spec.cluster.clone())
+        .chain(desired.iter().map(|w| w.spec.cluster.clone()))
+        .filter(|c| ctx.reachable(c, now))
+        .collect();
+    let park = |a: &Assignment| build::parked(mw, a, &issuance);
+    let plan = moves::plan(&moves::Input {
+        exclusive: mw.spec.failover.mode == FailoverMode::BreakBeforeMake,
+        decision: &d,
+        desired: &desired,
+        existing: &own,
+        reachable: &reachable,
+        park: &park,
+    });
+    for c in &plan.changes {
+        match &c.step {
+            Some(moves::Step::Apply(a)) => apply_assignment(ctx, a).await?,
+            Some(moves::Step::Delete) => {
+                if let Some(a) = own.iter().find(|a| a.spec.cluster == c.cluster) {
+                    delete_assignment(ctx, a).await?;
+                }
             }
-            delete_assignment(ctx, old).await?;
+            None => {}
         }
     }
 
     let all: Vec<Assignment> =
         ctx.stores.assignments.state().into_iter().filter(|a| build::belongs_to(a, mw)).map(|a| (*a).clone()).collect();
-    let new_status = status::build(mw, &d, &all, Time(now));
+    let mut new_status = status::build(mw, &d, &all, Time(now));
+    new_status.backoff = backoff;
     failover_timing(ctx, mw, &d, &new_status);
     if mw.status.as_ref() != Some(&new_status) {
         patch_status(ctx, mw, &new_status).await?;
@@ -233,18 +181,27 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
     record_moves(mw, ctx, &d).await;
     // Instructions are renewed before their notAfter: look again when the first one is due.
     let renewal = desired.iter().map(|w| issuance.renewal_due(w.spec.not_after.0)).filter(|t| *t > now).min();
-    let review = match (d.next_review, renewal) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let review = [d.next_review, renewal, moves::next_end(&new_status.backoff, now)].into_iter().flatten().min();
     let next = review
         .map(|t| {
             Duration::from_millis(u64::try_from((t.as_millisecond() - now.as_millisecond()).max(1000)).unwrap_or(1000))
         })
         .unwrap_or(MAX_REQUEUE)
         .min(MAX_REQUEUE);
-    let pending = leaving.iter().any(|a| a.metadata.deletion_timestamp.is_none()) || hold_new;
-    Ok(Action::requeue(if pending { next.min(Duration::from_secs(2)) } else { next }))
+    Ok(Action::requeue(if plan.pending() { next.min(Duration::from_secs(2)) } else { next }))
+}
+
+/// A Warning Event and `marshal_not_ready_backoffs_total` for each backoff that starts in this reconcile.
+async fn note_backoffs(ctx: &Context, mw: &MissionWorkload, backoff: &[crate::api::BackoffStatus]) {
+    let before = mw.status.as_ref().map(|s| s.backoff.as_slice()).unwrap_or_default();
+    for b in backoff.iter().filter(|b| !before.contains(b)) {
+        ctx.metrics.not_ready_backoffs_total.with_label_values(&[&b.cluster]).inc();
+        let note = format!(
+            "{} passed over until {} (backoff {}): {}; the running copy stays",
+            b.cluster, b.until.0, b.count, b.message
+        );
+        ctx.event(mw, EventType::Warning, "NotReadyOnMember", note).await;
+    }
 }
 
 /// Records the replicas each desired Assignment adds to its tier (beyond what the hub's copy already asks there).
@@ -292,14 +249,6 @@ fn promise_seen(ctx: &Context, key: &str, p: &Promise) -> Seen {
         },
         _ => Seen::Absent,
     }
-}
-
-/// Whether `cluster` is out only because its member refused (possibly hidden behind its being unreachable, the
-/// one filter that runs first): then its refused Assignment is kept. Any other reason removes it.
-fn out_by_refusal(d: &Decision, cluster: &str) -> bool {
-    use placement::Reason::{RefusedByMember, Unreachable};
-    let mut of_cluster = d.verdicts.iter().filter(|v| v.cluster == cluster).peekable();
-    of_cluster.peek().is_some() && of_cluster.all(|v| matches!(v.reason, RefusedByMember | Unreachable))
 }
 
 /// `marshal_failover_seconds`: from the moment a cluster was detected unreachable (last heartbeat + grace)

@@ -69,8 +69,15 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
     // Totals saturate: replicas in status come from members and earlier statuses and may add up beyond u32.
     let placed: u32 = placements.iter().fold(0u32, |a, p| a.saturating_add(p.replicas));
     let ready: u32 = placements.iter().fold(0u32, |a, p| a.saturating_add(p.ready_replicas));
-    let refused: Vec<&Assignment> =
-        assignments.iter().filter(|a| a.status.as_ref().is_some_and(|s| s.phase == AssignmentPhase::Refused)).collect();
+    // A member that cannot verify is a missing fact, not a refusal: its placement is held (`Compliant=Unknown`).
+    let refused: Vec<&Assignment> = assignments
+        .iter()
+        .filter(|a| {
+            a.status.as_ref().is_some_and(|s| {
+                s.phase == AssignmentPhase::Refused && !crate::sync::recheck::refusal_unverifiable(&s.message)
+            })
+        })
+        .collect();
 
     let mut conds = vec![
         ConditionSpec {
@@ -138,6 +145,8 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
         verdicts,
         conditions,
         failback: d.failback.as_ref().map(|f| FailbackStatus { since: whole(f.since), targets: f.targets.clone() }),
+        // The reconcile sets the backoffs it decided with (see `moves::backoff`); unchanged they stay as they were.
+        backoff: old.backoff.clone(),
         last_decision_time,
     }
 }

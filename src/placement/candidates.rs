@@ -189,10 +189,10 @@ pub fn evaluate<'h>(w: &WorkloadModel, snap: &Snapshot, hist: &'h History, now: 
         let mut sovereign = match filters::accredited(c, now).and_then(|_| filters::sovereignty(c, &mut view)) {
             Ok(e) => filters::residency(c, w)
                 .and_then(|_| filters::host_admission(c, &w.owner, &e))
-                .and_then(|_| filters::member_refusal(c, &hist.refused)),
+                .and_then(|_| filters::member_refusal(c, hist)),
             Err(f) if f.hold == Hold::Keep => filters::residency(c, w)
                 .and_then(|_| filters::owner_admitted(c, &w.owner))
-                .and_then(|_| filters::member_refusal(c, &hist.refused))
+                .and_then(|_| filters::member_refusal(c, hist))
                 .and(Err(f)),
             Err(f) => Err(f),
         };

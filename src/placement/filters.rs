@@ -135,14 +135,25 @@ pub fn host_admission(c: &ClusterFacts, owner: &str, e: &Expressed<'_>) -> Resul
     Ok(())
 }
 
-/// Filter 7: the member has not refused this workload. `refused` maps a cluster to what its syncer said when it
-/// refused the workload's Assignment (the member re-checks every label against its own clearance). The hub's
-/// view of a clearance can be wrong; the member's answer wins until it accepts again (fail closed).
-pub fn member_refusal(c: &ClusterFacts, refused: &std::collections::BTreeMap<String, String>) -> Result<(), Fail> {
-    match refused.get(&c.name) {
-        Some(why) => Err(Fail::no(Reason::RefusedByMember, format!("{} refused this workload: {why}", c.name))),
-        None => Ok(()),
+/// Filter 7: the member's own answer. `hist.refused` maps a cluster to what its syncer said when it refused the
+/// workload's Assignment (the member re-checks every label against its own clearance): the hub's view of a
+/// clearance can be wrong, and the member's "no" wins until it accepts again. `hist.unverified` are members that
+/// cannot check (their own clearance or policy is unreadable): a missing fact, so what runs there is held and
+/// nothing new goes there. `hist.not_ready` are members where a replacement did not become Ready in time.
+pub fn member_refusal(c: &ClusterFacts, hist: &super::model::History) -> Result<(), Fail> {
+    if let Some(why) = hist.refused.get(&c.name) {
+        return Err(Fail::no(Reason::RefusedByMember, format!("{} refused this workload: {why}", c.name)));
     }
+    if let Some(why) = hist.unverified.get(&c.name) {
+        return Err(Fail::unknown(
+            Reason::RefusedByMember,
+            format!("{} cannot verify this workload (what runs there is kept, nothing new goes there): {why}", c.name),
+        ));
+    }
+    if let Some(why) = hist.not_ready.get(&c.name) {
+        return Err(Fail::no(Reason::NotReadyOnMember, format!("{}: {why}", c.name)));
+    }
+    Ok(())
 }
 
 /// Filter 8: the cluster selector.

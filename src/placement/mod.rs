@@ -166,7 +166,7 @@ impl Decision {
                 .collect(),
             verdicts: self.verdicts.clone(),
             failback: self.failback.clone(),
-            refused: Default::default(),
+            ..Default::default()
         }
     }
 }

@@ -421,6 +421,12 @@ pub struct History {
     /// Clusters whose member refused this workload's Assignment, with what the member said. Not kept in
     /// status: the controller reads it from the refused Assignments, which stay until the member accepts.
     pub refused: BTreeMap<String, String>,
+    /// Clusters whose member cannot verify this workload's Assignment (its own clearance or policy is unreadable):
+    /// what runs there is held, nothing new is placed there. Read from the Assignments, like `refused`.
+    pub unverified: BTreeMap<String, String>,
+    /// Clusters passed over for this workload while a backoff runs: a replacement there was not Ready in time, or
+    /// failed, while another copy ran (from `status.backoff` and the Assignments).
+    pub not_ready: BTreeMap<String, String>,
 }
 
 impl History {
@@ -460,6 +466,8 @@ impl History {
                 .collect(),
             failback: s.failback.as_ref().map(|f| PendingFailback { since: f.since.0, targets: f.targets.clone() }),
             refused: BTreeMap::new(),
+            unverified: BTreeMap::new(),
+            not_ready: BTreeMap::new(),
         }
     }
 }

@@ -18,7 +18,8 @@ pub enum Filter {
     Residency,
     /// Host nation admission.
     HostAdmission,
-    /// The member's own re-check (it refused this workload's Assignment).
+    /// The member's own answer: it refused this workload's Assignment, cannot verify it, or a replacement there
+    /// did not become Ready.
     MemberRefusal,
     /// clusterSelector.
     Selector,
@@ -78,6 +79,9 @@ pub enum Reason {
     HostRefused,
     /// The member refused this workload's Assignment (its own clearance, or the Assignment's integrity).
     RefusedByMember,
+    /// A replacement on this member was not Ready in time, or failed there, while another copy runs: the cluster
+    /// is passed over until its backoff ends (the running copy is never given up for it).
+    NotReadyOnMember,
     /// `clusterSelector` does not match.
     NotSelected,
     /// The tier is not allowed or not offered.
@@ -111,6 +115,7 @@ impl Reason {
             Reason::ResidencyViolation => "ResidencyViolation",
             Reason::HostRefused => "HostRefused",
             Reason::RefusedByMember => "RefusedByMember",
+            Reason::NotReadyOnMember => "NotReadyOnMember",
             Reason::NotSelected => "NotSelected",
             Reason::TierNotAllowed => "TierNotAllowed",
             Reason::LinkInsufficient => "LinkInsufficient",
@@ -135,7 +140,7 @@ impl Reason {
             | Reason::NotReleasable => Filter::Sovereignty,
             Reason::ResidencyViolation => Filter::Residency,
             Reason::HostRefused => Filter::HostAdmission,
-            Reason::RefusedByMember => Filter::MemberRefusal,
+            Reason::RefusedByMember | Reason::NotReadyOnMember => Filter::MemberRefusal,
             Reason::NotSelected => Filter::Selector,
             Reason::TierNotAllowed => Filter::Tier,
             Reason::LinkInsufficient => Filter::Link,
@@ -180,7 +185,7 @@ impl std::str::FromStr for Reason {
 }
 
 /// Every reason, in filter order.
-pub const ALL_REASONS: [Reason; 20] = [
+pub const ALL_REASONS: [Reason; 21] = [
     Reason::Eligible,
     Reason::ClusterUnknown,
     Reason::Unreachable,
@@ -194,6 +199,7 @@ pub const ALL_REASONS: [Reason; 20] = [
     Reason::ResidencyViolation,
     Reason::HostRefused,
     Reason::RefusedByMember,
+    Reason::NotReadyOnMember,
     Reason::NotSelected,
     Reason::TierNotAllowed,
     Reason::LinkInsufficient,

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{Namespace, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
@@ -128,6 +128,8 @@ pub fn build(a: &Assignment, accepted: &Accepted, policy: &WorkloadPolicy) -> Re
                 }),
                 spec: Some(pod_spec),
             },
+            // An exclusive (BreakBeforeMake) workload never surges a new pod beside an old one.
+            strategy: spec.exclusive.then(|| DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None }),
             ..DeploymentSpec::default()
         },
         status: None,
@@ -172,6 +174,7 @@ pub(crate) mod tests {
                 spec: json!({"containers": [{"name": "c", "image": "img"}], "nodeSelector": {"disk": "ssd"}}),
             },
             residency: vec![],
+            exclusive: false,
             sequence: 1_800_000_000_000,
             not_after: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
                 jiff::Timestamp::from_second(4_000_000_000).unwrap(),
@@ -221,6 +224,16 @@ pub(crate) mod tests {
         let sel = tpl.spec.unwrap().node_selector.unwrap();
         assert_eq!(sel[TIER_LABEL], "core");
         assert_eq!(sel["disk"], "ssd");
+    }
+
+    #[test]
+    fn exclusive_workloads_recreate_instead_of_surging() {
+        let mut a = assignment("SECRET");
+        let (_, d) = build(&a, &accepted("SECRET"), &WorkloadPolicy::default()).unwrap();
+        assert_eq!(d.spec.strategy, None, "the default (RollingUpdate) for make-before-break");
+        a.spec.exclusive = true;
+        let (_, d) = build(&a, &accepted("SECRET"), &WorkloadPolicy::default()).unwrap();
+        assert_eq!(d.spec.strategy.and_then(|s| s.type_).as_deref(), Some("Recreate"));
     }
 
     #[test]

@@ -103,24 +103,38 @@ const INTEGRITY: &[&str] = &[
     "Expired",
 ];
 
+/// Refusals of a member that cannot check at all: its own clearance ConfigMap or file is unreadable, or names
+/// a policy it does not hold, or the label's policy is unknown to it. A missing fact is not a "no" (DESIGN.md §4):
+/// the member keeps what it runs for the Assignment and starts nothing new; the hub holds the placement.
+const UNVERIFIABLE: &[&str] = &["MemberClearanceInvalid", "PolicyNotHeld", "PolicyUnknown"];
+
+fn reason_of(status_message: &str) -> &str {
+    status_message.split_once(':').map_or(status_message, |(r, _)| r).trim()
+}
+
+/// Whether a refusal reported in an Assignment's status says the member cannot verify it ([`UNVERIFIABLE`]).
+pub fn refusal_unverifiable(status_message: &str) -> bool {
+    UNVERIFIABLE.contains(&reason_of(status_message))
+}
+
 /// Freshness refusals: the controller answers them by issuing the instruction again (a new sequence and
 /// `notAfter`), never by changing what runs.
 pub fn refusal_wants_renewal(status_message: &str) -> bool {
-    let reason = status_message.split_once(':').map_or(status_message, |(r, _)| r);
-    matches!(reason.trim(), "StaleSequence" | "Expired")
+    matches!(reason_of(status_message), "StaleSequence" | "Expired")
 }
 
 /// Whether a refusal reported in an Assignment's status (`<Reason>: <detail>`) left the member's copy running.
 pub fn refusal_keeps_running(status_message: &str) -> bool {
-    let reason = status_message.split_once(':').map_or(status_message, |(r, _)| r);
-    INTEGRITY.contains(&reason.trim())
+    let reason = reason_of(status_message);
+    INTEGRITY.contains(&reason) || UNVERIFIABLE.contains(&reason)
 }
 
 impl Refusal {
-    /// Whether the member keeps what it already runs for this Assignment (integrity refusals: an unauthentic
-    /// instruction neither changes nor removes anything). Clearance refusals remove the member's copy.
+    /// Whether the member keeps what it already runs for this Assignment: integrity refusals (an unauthentic
+    /// instruction neither changes nor removes anything) and unverifiable ones (a missing fact removes nothing).
+    /// Clearance refusals (a fact that says no) remove the member's copy.
     pub fn keeps_running(&self) -> bool {
-        INTEGRITY.contains(&self.reason)
+        INTEGRITY.contains(&self.reason) || UNVERIFIABLE.contains(&self.reason)
     }
 }
 
@@ -409,10 +423,15 @@ mod tests {
             "ClassificationNotCleared",
             "NotReleasable",
             "HostRefused",
-            "MemberClearanceInvalid",
             "HostPolicyViolation",
         ] {
             assert!(!Refusal { reason, message: String::new() }.keeps_running(), "{reason}");
+            assert!(!refusal_unverifiable(&format!("{reason}: detail")), "{reason}");
+        }
+        // A member that cannot check keeps what runs: a missing fact is not a "no".
+        for reason in ["MemberClearanceInvalid", "PolicyNotHeld", "PolicyUnknown"] {
+            assert!(Refusal { reason, message: String::new() }.keeps_running(), "{reason}");
+            assert!(refusal_unverifiable(&format!("{reason}: detail")), "{reason}");
         }
     }
 
