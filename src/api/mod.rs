@@ -22,9 +22,9 @@ pub use member_cluster::{
     ResourceAmounts, SecretKeyRef, TaintEffect, TierCapacity,
 };
 pub use mission_workload::{
-    BackoffStatus, DataSource, FailbackStatus, Failover, FailoverMode, MissionWorkload, MissionWorkloadSpec, MissionWorkloadStatus,
-    Phase, Placement, PlacementMode, PlacementStatus, Spread, TemplateMetadata, Toleration, TolerationOperator,
-    VerdictStatus, WorkloadTemplate,
+    BackoffStatus, DataSource, FailbackStatus, Failover, FailoverMode, MissionWorkload, MissionWorkloadSpec,
+    MissionWorkloadStatus, Phase, Placement, PlacementMode, PlacementStatus, Spread, TemplateMetadata, Toleration,
+    TolerationOperator, VerdictStatus, WorkloadTemplate,
 };
 pub use security_policy::{
     Access, Applied, CategoryDefinition, CategoryMapping, CategoryRef, CategoryType, ClassificationMapping,

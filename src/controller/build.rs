@@ -178,8 +178,24 @@ pub fn refused(a: &Assignment) -> bool {
 /// Whether the member refused this Assignment because its own clearance forbids the label (its copy is gone).
 /// Integrity refusals (unsigned, unknown key, tampered) are not: they are about the instruction, not the host,
 /// the member keeps what it runs, and the controller answers them by writing its signed Assignment again.
+///
+/// A member that cannot verify (its own clearance or policy unreadable) keeps what it runs: that is a missing fact
+/// while a copy runs there ([`unverified`]), and a refusal like any other when nothing runs there.
 pub fn host_refused(a: &Assignment) -> bool {
-    refused(a) && !a.status.as_ref().is_some_and(|s| crate::sync::recheck::refusal_keeps_running(&s.message))
+    use crate::sync::recheck::{refusal_keeps_running, refusal_unverifiable};
+    refused(a)
+        && !a.status.as_ref().is_some_and(|s| {
+            refusal_keeps_running(&s.message) && !(refusal_unverifiable(&s.message) && s.ready_replicas == 0)
+        })
+}
+
+/// Whether the member cannot verify this Assignment but keeps the copy that runs there (a missing fact: the
+/// placement is held, `Compliant=Unknown`).
+pub fn unverified_running(a: &Assignment) -> bool {
+    refused(a)
+        && a.status
+            .as_ref()
+            .is_some_and(|s| s.ready_replicas > 0 && crate::sync::recheck::refusal_unverifiable(&s.message))
 }
 
 /// The engine's `refused` input: each cluster whose member refused the workload's label ([`host_refused`]), with
@@ -197,10 +213,8 @@ pub fn refusals<'a>(assignments: impl IntoIterator<Item = &'a Assignment>) -> BT
 pub fn unverified<'a>(assignments: impl IntoIterator<Item = &'a Assignment>) -> BTreeMap<String, String> {
     assignments
         .into_iter()
-        .filter(|a| refused(a))
-        .filter_map(|a| a.status.as_ref().map(|s| (a, s)))
-        .filter(|(_, s)| crate::sync::recheck::refusal_unverifiable(&s.message))
-        .map(|(a, s)| (a.spec.cluster.clone(), s.message.clone()))
+        .filter(|a| unverified_running(a))
+        .filter_map(|a| a.status.as_ref().map(|s| (a.spec.cluster.clone(), s.message.clone())))
         .collect()
 }
 

@@ -187,8 +187,7 @@ pub fn plan(i: &Input<'_>) -> Plan {
 /// one filter that runs first): then its refused Assignment is kept. Any other reason removes it.
 pub fn out_by_refusal(d: &Decision, cluster: &str) -> bool {
     let mut of_cluster = d.verdicts.iter().filter(|v| v.cluster == cluster).peekable();
-    of_cluster.peek().is_some()
-        && of_cluster.all(|v| matches!(v.reason, Reason::RefusedByMember | Reason::Unreachable))
+    of_cluster.peek().is_some() && of_cluster.all(|v| matches!(v.reason, Reason::RefusedByMember | Reason::Unreachable))
 }
 
 /// Whether a fact says no to the copy `a` holds: the decision revoked its placement on sovereignty grounds, its

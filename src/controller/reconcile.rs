@@ -73,7 +73,13 @@ pub fn error_policy(_obj: Arc<DeserializeGuard<MissionWorkload>>, err: &Error, c
 /// Decides with the current facts, less the capacity promised to placements members have not counted yet.
 /// `hist` comes from [`moves::history`]: a member that refused its Assignment is not eligible while the refusal
 /// stands, nor one whose backoff runs.
-fn decide(model: &WorkloadModel, ctx: &Context, hist: &placement::History, ledger: &Ledger, now: Timestamp) -> Decision {
+fn decide(
+    model: &WorkloadModel,
+    ctx: &Context,
+    hist: &placement::History,
+    ledger: &Ledger,
+    now: Timestamp,
+) -> Decision {
     let mut snap = ctx.snapshot();
     ledger.apply_to(&mut snap);
     let t = Instant::now();

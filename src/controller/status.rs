@@ -73,9 +73,8 @@ pub fn build(mw: &MissionWorkload, d: &Decision, assignments: &[Assignment], now
     let refused: Vec<&Assignment> = assignments
         .iter()
         .filter(|a| {
-            a.status.as_ref().is_some_and(|s| {
-                s.phase == AssignmentPhase::Refused && !crate::sync::recheck::refusal_unverifiable(&s.message)
-            })
+            a.status.as_ref().is_some_and(|s| s.phase == AssignmentPhase::Refused)
+                && !super::build::unverified_running(a)
         })
         .collect();
 

@@ -129,7 +129,9 @@ pub fn build(a: &Assignment, accepted: &Accepted, policy: &WorkloadPolicy) -> Re
                 spec: Some(pod_spec),
             },
             // An exclusive (BreakBeforeMake) workload never surges a new pod beside an old one.
-            strategy: spec.exclusive.then(|| DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None }),
+            strategy: spec
+                .exclusive
+                .then(|| DeploymentStrategy { type_: Some("Recreate".into()), rolling_update: None }),
             ..DeploymentSpec::default()
         },
         status: None,

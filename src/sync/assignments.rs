@@ -524,7 +524,16 @@ impl Syncer {
             }
         }
         let message = format!("{}: {}", refusal.reason, refusal.message);
-        let core = Core { phase: AssignmentPhase::Refused, ready: 0, digest: String::new(), message: message.clone() };
+        // What still runs here after a refusal that keeps it: the hub holds a placement only while it runs.
+        let ready = if refusal.keeps_running() {
+            self.deployments_of(&a.name_any())
+                .iter()
+                .filter_map(|d| d.status.as_ref().and_then(|s| s.ready_replicas))
+                .fold(0u32, |n, r| n.saturating_add(u32::try_from(r).unwrap_or(0)))
+        } else {
+            0
+        };
+        let core = Core { phase: AssignmentPhase::Refused, ready, digest: String::new(), message: message.clone() };
         if current_core(a) == core {
             return Ok(());
         }

@@ -419,12 +419,7 @@ mod tests {
         assert!(!refusal_wants_renewal("BadSignature: x"));
         assert!(!refusal_keeps_running("ClassificationNotCleared: CONFIDENTIAL is not cleared"));
         assert!(!refusal_keeps_running(""));
-        for reason in [
-            "ClassificationNotCleared",
-            "NotReleasable",
-            "HostRefused",
-            "HostPolicyViolation",
-        ] {
+        for reason in ["ClassificationNotCleared", "NotReleasable", "HostRefused", "HostPolicyViolation"] {
             assert!(!Refusal { reason, message: String::new() }.keeps_running(), "{reason}");
             assert!(!refusal_unverifiable(&format!("{reason}: detail")), "{reason}");
         }
