@@ -248,6 +248,7 @@ fn exported_metrics() -> BTreeSet<String> {
         &m.link_state,
         &m.link_rtt_seconds,
         &m.replacements_total,
+        &m.not_ready_backoffs_total,
         &m.failover_seconds,
         &m.filter_rejections_total,
         &m.assignment_refusals_total,
@@ -301,6 +302,7 @@ fn alerts_and_dashboard_query_only_exported_metrics() {
     for a in [
         "MarshalClusterUnreachable",
         "MarshalAssignmentRefused",
+        "MarshalReplacementNotReady",
         "MarshalFleetFrozen",
         "MarshalWorkloadsNotPlaced",
         "MarshalReconcileErrors",
