@@ -370,6 +370,63 @@ fn leader_election(c: ControllerProcess) {
     waiting.stop();
 }
 
+/// F8: a leader cut off from the hub API (its own connection runs through a link proxy that is blackholed) stops
+/// writing and exits before the follower can take the Lease, so members never see two leaders' writes.
+fn cut_off_leader_fences_itself() {
+    step("leader cut off from the hub: it fences itself before the follower takes over");
+    let state = std::env::var("MARSHAL_TB_STATE").unwrap_or_else(|_| "/tmp".into());
+    let hub = std::env::var("MARSHAL_TB_API_HUB").expect("MARSHAL_TB_API_HUB");
+    let upstream = hub.trim_start_matches("https://").to_string();
+    let listen = "127.0.0.1:18195";
+    let control = format!("{state}/leader-link.mode");
+    std::fs::write(&control, "pass\n").expect("control file");
+    let mut proxy = std::process::Command::new("linkproxy")
+        .args(["--listen", listen, "--upstream", &upstream, "--control", &control])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start linkproxy");
+    let config = std::fs::read_to_string(kubeconfig("hub")).expect("hub kubeconfig");
+    assert!(config.contains(&upstream), "the hub kubeconfig names {upstream}");
+    let proxied = format!("{state}/hub-via-link.kubeconfig");
+    std::fs::write(&proxied, config.replace(&upstream, listen)).expect("kubeconfig");
+    let ns = "--leader-namespace=default";
+    let mut cut_off = ControllerProcess::start_with_kubeconfig(18093, &["--leader-elect", ns], &proxied);
+    wait_for("the proxied replica leads", Duration::from_secs(90), || {
+        (is_leader(&cut_off) == Some(true)).then_some(())
+    });
+    let follower = ControllerProcess::start_unready(18094, &["--leader-elect", ns]);
+    assert_ne!(is_leader(&follower), Some(true), "two leaders");
+    std::fs::write(&control, "blackhole\n").expect("cut");
+    wait_for("the link is cut", Duration::from_secs(10), || {
+        std::fs::read_to_string(format!("{control}.applied")).ok().filter(|m| m.trim() == "blackhole")
+    });
+    let cut = Instant::now();
+    let (mut exited, mut leads) = (None, None);
+    wait_for("the follower takes over", Duration::from_secs(90), || {
+        if exited.is_none() && cut_off.exited() {
+            exited = Some(cut.elapsed());
+        }
+        if leads.is_none() && is_leader(&follower) == Some(true) {
+            leads = Some(cut.elapsed());
+        }
+        leads
+    });
+    let leads = leads.unwrap_or_default();
+    let exited = exited.unwrap_or_else(|| panic!("the cut-off leader still ran when the follower led ({leads:?})"));
+    eprintln!(
+        "  cut-off leader exited {:.1}s after the cut; the follower led {:.1}s after it (Lease 15 s)",
+        exited.as_secs_f64(),
+        leads.as_secs_f64()
+    );
+    assert!(exited < leads, "the cut-off leader exited after the follower took over");
+    let log = std::fs::read_to_string(format!("{state}/marshal-controller.log")).unwrap_or_default();
+    assert!(log.contains("fenced: the Lease was last renewed"), "the cut-off leader says why it stopped");
+    follower.stop();
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+}
+
 #[test]
 fn controller_end_to_end() {
     let (c, monitor) = setup();
@@ -385,5 +442,6 @@ fn controller_end_to_end() {
         assert!(member_deployment(member, NS, "nuclear-planning").is_none());
     }
     leader_election(c);
+    cut_off_leader_fences_itself();
     drop(monitor);
 }

@@ -252,7 +252,8 @@ fn failback_to(pol: Member, mode: &str) -> Fleet {
 fn make_before_break_never_deletes_the_last_healthy_copy() {
     // §1.1: pol-1's pods never become Ready. The old rule deleted deu-1 after 120 s and the workload ran nowhere.
     let mut f = failback_to(Member::Stuck, "MakeBeforeBreak");
-    let backoff = |f: &Fleet| f.mw.status.as_ref().and_then(|s| s.backoff.iter().find(|b| b.cluster == "pol-1")).cloned();
+    let backoff =
+        |f: &Fleet| f.mw.status.as_ref().and_then(|s| s.backoff.iter().find(|b| b.cluster == "pol-1")).cloned();
     while backoff(&f).is_none() {
         assert!(f.now < t(900), "no backoff for the stuck replacement");
         f.step(10);
@@ -301,7 +302,8 @@ fn a_failed_replacement_is_a_fact_at_once() {
 fn moving_off_an_unreachable_cluster_keeps_the_old_copy_until_the_replacement_is_ready() {
     // §1.2: pol-1 runs it and is cut off; the move goes to deu-1, whose pods are slow. pol-1 returns before they
     // are Ready: its copy must still be there (the old rule deleted the Assignment at once).
-    let mut f = Fleet::new(one_replica("MakeBeforeBreak"), fleet(), &[("deu-1", Member::Stuck), ("ltu-1", Member::Stuck)]);
+    let mut f =
+        Fleet::new(one_replica("MakeBeforeBreak"), fleet(), &[("deu-1", Member::Stuck), ("ltu-1", Member::Stuck)]);
     f.steps(3, 10);
     assert_eq!(f.ready_on(), ["pol-1"]);
     f.dark.insert("pol-1".into());
@@ -386,7 +388,8 @@ fn a_member_that_cannot_verify_and_runs_nothing_does_not_strand_new_work() {
 fn a_fact_that_says_no_still_revokes_at_once() {
     // Invariant 1 outranks make-before-break: pol-1's clearance no longer covers RESTRICTED. Its copy goes at
     // once, although the replacement on deu-1 is not Ready.
-    let mut f = Fleet::new(one_replica("MakeBeforeBreak"), fleet(), &[("deu-1", Member::Stuck), ("ltu-1", Member::Stuck)]);
+    let mut f =
+        Fleet::new(one_replica("MakeBeforeBreak"), fleet(), &[("deu-1", Member::Stuck), ("ltu-1", Member::Stuck)]);
     f.steps(3, 10);
     f.clusters[0].clearance.classifications.remove("RESTRICTED");
     f.lossy = true; // nothing else is cleared and Ready: running nowhere is the price of the envelope here

@@ -20,13 +20,13 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
-use super::SyncContext;
 use super::apply::{ASSIGNMENT_ANNOTATION, DIGEST_ANNOTATION, MANAGED_BY_LABEL, assignment_key, build};
 use super::error::{Error, is_not_found};
 use super::freshness::{self, Tombstone, WORKLOAD_UID_ANNOTATION};
 use super::host_policy::{self, WorkloadPolicy};
 use super::member_objects::{self, Applied, Tombstones};
 use super::recheck::{Refusal, authority, integrity, own_clearance, recheck};
+use super::{SyncContext, drift};
 use crate::api::{
     Assignment, AssignmentPhase, AssignmentStatus, MANAGED_BY, MEMBER_CLEARANCE_CONFIGMAP, MemberCluster,
     SYNCER_FIELD_MANAGER, SecurityPolicy, cluster_namespace,
@@ -153,6 +153,7 @@ pub async fn run(
         recorder,
         recent: Default::default(),
         last_seen: Default::default(),
+        generations: Default::default(),
     };
 
     // Wait for every store to hold a full list before acting on anything (orphans in particular).
@@ -265,6 +266,8 @@ struct Syncer {
     /// Per Assignment name, the highest sequence and latest `notAfter` seen (for the tombstone of an Assignment
     /// that vanished without this syncer seeing it deleted).
     last_seen: std::sync::Mutex<BTreeMap<String, (i64, jiff::Timestamp)>>,
+    /// The generation Marshal's own last apply left on each member Deployment (drift detection).
+    generations: super::drift::Generations,
 }
 
 /// What the status should say.
@@ -441,13 +444,23 @@ impl Syncer {
         let dname = a.spec.workload.name.clone();
         let content = a.spec.content_digest();
         let existing = self.stores.deployments.get(&ObjectRef::new(&dname).within(&ns));
+        let key = format!("{ns}/{dname}");
+        // Scaled or edited by hand while it carries the current digest: re-applied below.
+        let drifted =
+            existing.as_ref().filter(|d| d.annotations().get(DIGEST_ANNOTATION) == Some(&content)).and_then(|d| {
+                drift::drift(d, &deployment).or_else(|| {
+                    self.generations
+                        .changed_by_others(&key, d.metadata.generation)
+                        .then(|| "its spec was changed by someone else".to_string())
+                })
+            });
         let current = match existing {
             Some(d) if d.annotations().get(ASSIGNMENT_ANNOTATION) != Some(&assignment_key(&a)) => {
                 let message = format!("Deployment {ns}/{dname} in the member belongs to another Assignment");
                 let core = Core { phase: AssignmentPhase::Failed, ready: 0, digest: String::new(), message };
                 return self.report(&a, core).await;
             }
-            Some(d) if d.annotations().get(DIGEST_ANNOTATION) == Some(&content) => (*d).clone(),
+            Some(d) if d.annotations().get(DIGEST_ANNOTATION) == Some(&content) && drifted.is_none() => (*d).clone(),
             stale if self.recently(name, "apply", &content) => stale.map(|d| (*d).clone()).unwrap_or_default(),
             stale => {
                 // Something must be written: only from a fresh instruction (before notAfter, not older than
@@ -467,6 +480,11 @@ impl Syncer {
                 match member_objects::apply_deployment(&self.member, &self.ctx.metrics, &deployment).await? {
                     Applied::Done(d) => {
                         self.remember(name, "apply", content.clone());
+                        let before = stale.as_ref().and_then(|s| s.metadata.generation);
+                        self.generations.record(&key, d.metadata.generation);
+                        if let Some(what) = drifted.filter(|_| d.metadata.generation != before) {
+                            self.drift_repaired(&a, &key, &what).await;
+                        }
                         *d
                     }
                     Applied::Failed(message) => {
@@ -512,6 +530,23 @@ impl Syncer {
             message: "member objects removed".into(),
         };
         self.report(a, core).await
+    }
+
+    /// A `DriftRepaired` Event on the Assignment: the member Deployment was changed by hand and is back to what
+    /// the Assignment says.
+    async fn drift_repaired(&self, a: &Assignment, key: &str, what: &str) {
+        info!(cluster = %self.cluster, deployment = %key, %what, "drift repaired");
+        self.ctx.metrics.write("hub", "create", "events");
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "DriftRepaired".into(),
+            note: Some(format!("member Deployment {key} had drifted ({what}); the Assignment's spec is applied again")),
+            action: "Reapply".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, &a.object_ref(&())).await {
+            warn!(cluster = %self.cluster, error = %e, "event not published");
+        }
     }
 
     /// Refuses an Assignment: status Refused, an Event and the refusal metric (once per refusal). A clearance

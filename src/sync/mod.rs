@@ -7,6 +7,7 @@ pub mod assignments;
 pub mod budget;
 pub mod capacity;
 pub mod credentials;
+pub mod drift;
 pub mod error;
 pub mod freshness;
 pub mod heartbeat;

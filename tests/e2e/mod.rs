@@ -111,6 +111,12 @@ impl ControllerProcess {
     /// Starts `marshal controller` against the hub (logs to `$MARSHAL_TB_STATE/marshal-controller.log`) and
     /// waits only for its metrics endpoint.
     pub fn start_unready(metrics_port: u16, extra: &[&str]) -> Self {
+        Self::start_with_kubeconfig(metrics_port, extra, &kubeconfig("hub"))
+    }
+
+    /// Starts `marshal controller` with its own hub kubeconfig (for example one through a link proxy) and waits
+    /// only for its metrics endpoint.
+    pub fn start_with_kubeconfig(metrics_port: u16, extra: &[&str], hub_kubeconfig: &str) -> Self {
         let metrics_addr = format!("127.0.0.1:{metrics_port}");
         let state = std::env::var("MARSHAL_TB_STATE").unwrap_or_else(|_| "/tmp".into());
         let log = std::fs::OpenOptions::new()
@@ -121,7 +127,7 @@ impl ControllerProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_marshal"))
             .args(["controller", "--metrics-addr", &metrics_addr])
             .args(extra)
-            .env("KUBECONFIG", kubeconfig("hub"))
+            .env("KUBECONFIG", hub_kubeconfig)
             .env("RUST_LOG", "info,kube=warn")
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -154,6 +160,11 @@ impl ControllerProcess {
     }
 
     /// Stops the process.
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     pub fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
