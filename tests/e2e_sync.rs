@@ -463,6 +463,44 @@ async fn push_syncer_end_to_end() -> Res<()> {
     let (stop, task) = start_syncer(&hub, &metrics2);
     quiet_window(&metrics2, &members, 20).await?;
 
+    println!("(h) drift: the member Deployment scaled and re-imaged by hand is re-applied, with a DriftRepaired Event");
+    for (what, patch) in [
+        ("scaled to 5", json!({"spec": {"replicas": 5}})),
+        (
+            "re-imaged",
+            json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "registry.example/evil:1"}]}}}}),
+        ),
+    ] {
+        pol_deps.patch("web", &PatchParams::default(), &Patch::Strategic(patch)).await?;
+        let t = std::time::Instant::now();
+        wait(&format!("web {what} by hand is repaired"), 60, || {
+            let d = pol_deps.clone();
+            async move {
+                let dep = d.get("web").await.ok()?;
+                let pod = dep.spec.template.spec?;
+                let image = pod.containers.first()?.image.clone()?;
+                (dep.spec.replicas == Some(2) && image != "registry.example/evil:1").then_some(())
+            }
+        })
+        .await?;
+        println!("  {what}: repaired after {:.1}s", t.elapsed().as_secs_f64());
+    }
+    let pol_events: Api<Event> = Api::namespaced(hub.clone(), &cluster_namespace("pol-1"));
+    wait("DriftRepaired Event on the Assignment", 30, || {
+        let events = pol_events.clone();
+        async move {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            list.items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("DriftRepaired")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("e2e-sync.web")
+                })
+                .then_some(())
+        }
+    })
+    .await?;
+
     println!("(a) link pol-1 down: heartbeat stops, deu-1 keeps beating; a stale copy is removed when it returns");
     pol_asg.create(&PostParams::default(), &assignment("pol-1", "orphan", "RESTRICTED", "edge", 1, false)?).await?;
     wait("member Deployment orphan", 30, || {
