@@ -525,11 +525,55 @@ async fn push_syncer_end_to_end() -> Res<()> {
         lease_renew_time(h, "pol-1").await.filter(|(_, t)| *t > frozen).map(|_| ())
     })
     .await?;
-    wait("stale copy orphan deleted", 60, || {
+    wait("stale copy orphan deleted (after the orphan grace)", 150, || {
         let d = pol_deps.clone();
         async move { d.get_opt("orphan").await.ok()?.is_none().then_some(()) }
     })
     .await?;
+
+    println!("(i) a blank hub: 3 of pol-1's 4 Assignments vanish unseen; nothing is removed until an admin confirms");
+    let bulk = ["bulk-0", "bulk-1", "bulk-2"];
+    for b in bulk {
+        pol_asg.create(&PostParams::default(), &assignment("pol-1", b, "RESTRICTED", "core", 1, false)?).await?;
+    }
+    for b in bulk {
+        wait(&format!("member Deployment {b}"), 60, || {
+            let d = pol_deps.clone();
+            async move { d.get_opt(b).await.ok()? }
+        })
+        .await?;
+    }
+    for b in bulk {
+        pol_asg.delete(&format!("{NS}.{b}"), &DeleteParams::default()).await?;
+    }
+    let t = std::time::Instant::now();
+    let (_, reason, message) = wait("OrphanRemovalHeld=True on pol-1", 180, || {
+        let h = hub.clone();
+        async move { condition(&h, "pol-1", "OrphanRemovalHeld").await.filter(|(s, _, _)| s == "True") }
+    })
+    .await?;
+    println!("  held after {:.1}s: {reason}: {message}", t.elapsed().as_secs_f64());
+    assert!(message.contains("3 of 4"), "{message}");
+    for b in bulk {
+        assert!(pol_deps.get_opt(b).await?.is_some(), "{b} must not be removed while held");
+    }
+    let confirm = json!({"metadata": {"annotations": {"marshal.dev/confirm-orphan-removal": "true"}}});
+    mcs.patch("pol-1", &PatchParams::default(), &Patch::Merge(confirm)).await?;
+    for b in bulk {
+        wait(&format!("{b} removed once confirmed"), 150, || {
+            let d = pol_deps.clone();
+            async move { d.get_opt(b).await.ok()?.is_none().then_some(()) }
+        })
+        .await?;
+    }
+    wait("OrphanRemovalHeld=False on pol-1", 150, || {
+        let h = hub.clone();
+        async move { condition(&h, "pol-1", "OrphanRemovalHeld").await.filter(|(s, _, _)| s == "False") }
+    })
+    .await?;
+    let unconfirm = json!({"metadata": {"annotations": {"marshal.dev/confirm-orphan-removal": null}}});
+    mcs.patch("pol-1", &PatchParams::default(), &Patch::Merge(unconfirm)).await?;
+    assert!(pol_deps.get_opt("web").await?.is_some(), "web's Assignment exists: it stays");
 
     println!("(e) deleting the Assignment removes the member Deployment; the syncer says so in status (Removed)");
     println!("    and leaves the finalizer to the controller, which this test plays");

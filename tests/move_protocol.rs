@@ -90,6 +90,7 @@ impl Fleet {
             .collect();
         let mw = self.mw.clone();
         let park = |a: &Assignment| build::parked(&mw, a, &Issuance::at(now));
+        let reissue = |a: &Assignment| build::reissued(a, &Issuance::at(now));
         let plan = moves::plan(&moves::Input {
             exclusive: self.mw.spec.failover.mode == marshal::api::FailoverMode::BreakBeforeMake,
             decision: &d,
@@ -97,6 +98,7 @@ impl Fleet {
             existing: &existing,
             reachable: &reachable,
             park: &park,
+            reissue: &reissue,
         });
         drop(existing);
         for c in plan.changes {

@@ -77,3 +77,24 @@ fn rotation_resigns_once_and_old_and_new_verify_during_overlap() {
         assert_eq!(integrity(e, &e.spec.cluster, &ring(&[&new])).unwrap_err().reason, "UnknownSigningKey");
     }
 }
+
+#[test]
+fn a_kept_copy_is_signed_and_renewed_as_it_is() {
+    // An old copy kept until its replacement is Ready is not rewritten from the workload, but its instruction is
+    // signed with the current key and renewed when due, so its member never holds it unsigned or expired.
+    let w = mw();
+    let snap = snapshot(vec![cluster("pol-1", "POL", &["core"]), cluster("deu-1", "DEU", &["core"])], &[]);
+    let d = decide(&WorkloadModel::from_crd(&w), &snap, &Default::default(), t(0));
+    let key = Signer::generate().expect("key");
+    let unsigned = build::assignments_signed(&w, &d, &[], &Issuance::at(t(0)), None).remove(0);
+    let signed = build::reissued_signed(&unsigned, &Issuance::at(t(60)), Some(&key));
+    assert!(!build::up_to_date(&unsigned, &signed), "an unsigned kept copy is signed");
+    assert_eq!(signed.spec.content_digest(), unsigned.spec.content_digest(), "its content stays as it is");
+    assert_eq!(signed.spec.sequence, unsigned.spec.sequence, "not due for renewal");
+    assert_eq!(integrity(&signed, &signed.spec.cluster, &ring(&[&key])), Ok(()));
+    let again = build::reissued_signed(&signed, &Issuance::at(t(120)), Some(&key));
+    assert!(build::up_to_date(&signed, &again), "unchanged: nothing to write");
+    let late = build::reissued_signed(&signed, &Issuance::at(t(13 * 3600)), Some(&key));
+    assert!(late.spec.sequence > signed.spec.sequence && late.spec.not_after.0 > signed.spec.not_after.0, "renewed");
+    assert_eq!(integrity(&late, &late.spec.cluster, &ring(&[&key])), Ok(()));
+}

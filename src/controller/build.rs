@@ -110,6 +110,39 @@ pub fn parked(mw: &MissionWorkload, existing: &Assignment, at: &Issuance) -> Ass
     assignment(mw, cluster, tier, 0, Some(existing), at, crate::signing::signer().as_deref())
 }
 
+/// A kept Assignment (an old copy that stays until its replacement is Ready) issued again as it is: same
+/// content, signed with the current key, its sequence and `notAfter` renewed when due. Unchanged it is
+/// byte-identical, so nothing is written; the member never finds the instruction behind a copy it runs
+/// unsigned or expired.
+pub fn reissued(existing: &Assignment, at: &Issuance) -> Assignment {
+    reissued_signed(existing, at, crate::signing::signer().as_deref())
+}
+
+/// [`reissued`], signed by `signer` (none: unsigned).
+pub fn reissued_signed(existing: &Assignment, at: &Issuance, signer: Option<&Signer>) -> Assignment {
+    let mut spec = existing.spec.clone();
+    if spec.sequence <= 0 || at.now >= at.renewal_due(spec.not_after.0) {
+        (spec.sequence, spec.not_after) = at.fresh(Some(spec.sequence).filter(|s| *s > 0));
+    }
+    let (ns, name) = (existing.namespace().unwrap_or_default(), existing.name_any());
+    spec.digest = spec.digest_for(&ns, &name);
+    let mut a = Assignment {
+        metadata: ObjectMeta {
+            name: Some(name),
+            namespace: Some(ns),
+            labels: existing.metadata.labels.clone(),
+            finalizers: Some(vec![ASSIGNMENT_FINALIZER.to_string()]),
+            ..Default::default()
+        },
+        spec,
+        status: None,
+    };
+    if let Some(s) = signer {
+        s.sign(&mut a);
+    }
+    a
+}
+
 fn assignment(
     mw: &MissionWorkload,
     cluster: &str,

@@ -59,6 +59,8 @@ pub enum Why {
     WaitForOldGone,
     /// `MakeBeforeBreak`: the replacement is Ready, the old copy goes.
     Superseded,
+    /// A kept old copy is issued again as it is (signed with the current key, renewed when due).
+    Reissue,
     /// `MakeBeforeBreak`: the old copy stays until its replacement is Ready (nothing written).
     KeptUntilReady,
     /// The old copy is on an unreachable member: it stays until its replacement is Ready (nothing written).
@@ -114,6 +116,8 @@ pub struct Input<'a> {
     pub reachable: &'a BTreeSet<String>,
     /// The parked form of a refused Assignment (see [`build::parked`]).
     pub park: &'a dyn Fn(&Assignment) -> Assignment,
+    /// A kept Assignment issued again as it is (see [`build::reissued`]).
+    pub reissue: &'a dyn Fn(&Assignment) -> Assignment,
 }
 
 /// The changes to make, in order (see the module documentation for the rules).
@@ -178,6 +182,12 @@ pub fn plan(i: &Input<'_>) -> Plan {
             (false, false, _) => (None, Why::KeptUnreachable),
             (false, true, false) => (None, Why::KeptNoReplacement),
         };
+        if step.is_none() {
+            let want = (i.reissue)(a);
+            if !build::up_to_date(a, &want) {
+                change(cluster, Some(Step::Apply(Box::new(want))), Why::Reissue);
+            }
+        }
         change(cluster, step, why);
     }
     Plan { changes }

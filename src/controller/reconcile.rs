@@ -156,6 +156,7 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
         .filter(|c| ctx.reachable(c, now))
         .collect();
     let park = |a: &Assignment| build::parked(mw, a, &issuance);
+    let reissue = |a: &Assignment| build::reissued(a, &issuance);
     let plan = moves::plan(&moves::Input {
         exclusive: mw.spec.failover.mode == FailoverMode::BreakBeforeMake,
         decision: &d,
@@ -163,6 +164,7 @@ async fn apply(mw: &MissionWorkload, ctx: &Context) -> Result<Action, Error> {
         existing: &own,
         reachable: &reachable,
         park: &park,
+        reissue: &reissue,
     });
     for c in &plan.changes {
         match &c.step {

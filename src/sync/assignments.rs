@@ -27,11 +27,14 @@ use super::host_policy::{self, WorkloadPolicy};
 use super::member_objects::{self, Applied, Tombstones};
 use super::recheck::{Refusal, authority, integrity, own_clearance, recheck};
 use super::{SyncContext, drift};
+
+mod removal;
 use crate::api::{
     Assignment, AssignmentPhase, AssignmentStatus, MANAGED_BY, MEMBER_CLEARANCE_CONFIGMAP, MemberCluster,
     SYNCER_FIELD_MANAGER, SecurityPolicy, cluster_namespace,
 };
 use crate::reflect::{Unreadables, guarded};
+pub use removal::{CONFIRM_ANNOTATION, MASS_DELETE_PERCENT, ORPHAN_GRACE, ORPHANS_HELD};
 
 /// Seconds the member server keeps a watch open (under the client's read timeout).
 const MEMBER_WATCH_TIMEOUT_S: u32 = 20;
@@ -154,6 +157,7 @@ pub async fn run(
         recent: Default::default(),
         last_seen: Default::default(),
         generations: Default::default(),
+        orphans: Default::default(),
     };
 
     // Wait for every store to hold a full list before acting on anything (orphans in particular).
@@ -268,6 +272,8 @@ struct Syncer {
     last_seen: std::sync::Mutex<BTreeMap<String, (i64, jiff::Timestamp)>>,
     /// The generation Marshal's own last apply left on each member Deployment (drift detection).
     generations: super::drift::Generations,
+    /// Orphan Assignments (gone from the hub without being seen deleted), with when this syncer first saw each.
+    orphans: std::sync::Mutex<BTreeMap<String, Instant>>,
 }
 
 /// What the status should say.
@@ -379,15 +385,11 @@ impl Syncer {
                 warn!(cluster = %self.cluster, assignment = %name, "Assignment cannot be read; the member keeps what runs");
                 return Ok(());
             }
-            // Orphans: the Assignment is gone (stale copies after a link comes back).
-            let tomb: Vec<(String, Tombstone)> = self.tombstone_for(name, None).into_iter().collect();
-            self.record(&tomb).await;
-            for d in self.deployments_of(name) {
-                info!(cluster = %self.cluster, assignment = %name, "deleting orphaned member Deployment");
-                member_objects::delete_deployment(&self.member, &self.ctx.metrics, &d).await?;
-            }
-            return Ok(());
+            // Orphans: the Assignment is gone without being seen deleted (see `orphans`).
+            return self.orphaned(name).await;
         };
+        self.forget_orphan(name);
+        self.release_held().await?;
         if a.metadata.deletion_timestamp.is_some() {
             return self.remove(&a).await;
         }
@@ -510,43 +512,6 @@ impl Syncer {
             message: String::new(),
         };
         self.report(&a, core).await
-    }
-
-    /// Deletion: record the tombstone, remove the member Deployment, then say so in status (`Removed`); the
-    /// controller releases the finalizer (it keeps every finalizer: the agent may only write status).
-    async fn remove(&self, a: &Assignment) -> Result<(), Error> {
-        let name = a.name_any();
-        let tomb: Vec<(String, Tombstone)> = self.tombstone_for(&name, Some(a)).into_iter().collect();
-        self.record(&tomb).await;
-        for d in self.deployments_of(&name) {
-            if d.metadata.deletion_timestamp.is_none() {
-                member_objects::delete_deployment(&self.member, &self.ctx.metrics, &d).await?;
-            }
-        }
-        let core = Core {
-            phase: AssignmentPhase::Removed,
-            ready: 0,
-            digest: String::new(),
-            message: "member objects removed".into(),
-        };
-        self.report(a, core).await
-    }
-
-    /// A `DriftRepaired` Event on the Assignment: the member Deployment was changed by hand and is back to what
-    /// the Assignment says.
-    async fn drift_repaired(&self, a: &Assignment, key: &str, what: &str) {
-        info!(cluster = %self.cluster, deployment = %key, %what, "drift repaired");
-        self.ctx.metrics.write("hub", "create", "events");
-        let event = Event {
-            type_: EventType::Warning,
-            reason: "DriftRepaired".into(),
-            note: Some(format!("member Deployment {key} had drifted ({what}); the Assignment's spec is applied again")),
-            action: "Reapply".into(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&event, &a.object_ref(&())).await {
-            warn!(cluster = %self.cluster, error = %e, "event not published");
-        }
     }
 
     /// Refuses an Assignment: status Refused, an Event and the refusal metric (once per refusal). A clearance

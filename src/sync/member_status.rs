@@ -16,7 +16,7 @@ use crate::api::conditions::{ConditionSpec, merge};
 use crate::api::{MemberCluster, SYNCER_FIELD_MANAGER, TierCapacity};
 
 /// Condition types the syncer owns on a MemberCluster.
-pub const SYNCER_CONDITIONS: &[&str] = &[CREDENTIALS_VALID];
+pub const SYNCER_CONDITIONS: &[&str] = &[CREDENTIALS_VALID, super::assignments::ORPHANS_HELD];
 /// Whether the member's kubeconfig Secret is usable.
 pub const CREDENTIALS_VALID: &str = "CredentialsValid";
 
