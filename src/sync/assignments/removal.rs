@@ -101,7 +101,8 @@ impl Syncer {
             let mut seen = self.orphans.lock().unwrap_or_else(|p| p.into_inner());
             seen.entry(name.to_string()).or_insert_with(Instant::now).elapsed()
         };
-        let names = self.all_names();
+        // The member's Marshal objects: Assignments with Deployments in the member (refused ones have none).
+        let names: Vec<String> = self.all_names().into_iter().filter(|n| !self.deployments_of(n).is_empty()).collect();
         let store = &self.stores.assignments;
         let hub_ns = self.hub_ns();
         let orphans = names.iter().filter(|n| store.get(&ObjectRef::new(n).within(&hub_ns)).is_none()).count();
