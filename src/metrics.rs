@@ -46,6 +46,8 @@ pub struct Metrics {
     pub write_budget_wait_seconds_total: prometheus::CounterVec,
     /// 1 while a fleet freeze is in force.
     pub fleet_frozen: IntGauge,
+    /// Member objects whose removal is held (a mass deletion waiting for confirmation), per cluster.
+    pub orphans_held: IntGaugeVec,
     /// 1 while this replica leads.
     pub leader: IntGauge,
     /// Objects a reflector could not read (skipped), per kind.
@@ -130,6 +132,11 @@ impl Metrics {
                 &["cluster"],
             )?,
             fleet_frozen: IntGauge::with_opts(opts("fleet_frozen", "1 while a fleet freeze is in force."))?,
+            orphans_held: gauge(
+                "orphans_held",
+                "Member objects without an Assignment whose removal is held until an admin confirms.",
+                &["cluster"],
+            )?,
             leader: IntGauge::with_opts(opts("leader", "1 while this replica leads."))?,
             unreadable_objects_total: counter(
                 "unreadable_objects_total",
@@ -178,6 +185,7 @@ impl Metrics {
         r.register(Box::new(self.api_writes_total.clone()))?;
         r.register(Box::new(self.write_budget_wait_seconds_total.clone()))?;
         r.register(Box::new(self.fleet_frozen.clone()))?;
+        r.register(Box::new(self.orphans_held.clone()))?;
         r.register(Box::new(self.leader.clone()))?;
         r.register(Box::new(self.unreadable_objects_total.clone()))?;
         r.register(Box::new(self.assignments_ignored_total.clone()))?;

@@ -120,6 +120,8 @@ impl Syncer {
                     self.cluster
                 );
                 warn!(cluster = %self.cluster, orphans, total = names.len(), "orphan removal held");
+                let held = i64::try_from(orphans).unwrap_or(i64::MAX);
+                self.ctx.metrics.orphans_held.with_label_values(&[&self.cluster]).set(held);
                 self.hold_orphans(Some(message)).await
             }
             Verdict::Remove => {
@@ -149,7 +151,11 @@ impl Syncer {
 
     /// Clears `OrphanRemovalHeld` once no orphan is left (no write when it is not shown).
     pub(super) async fn release_held(&self) -> Result<(), Error> {
-        if self.live_orphans("") == 0 { self.hold_orphans(None).await } else { Ok(()) }
+        if self.live_orphans("") > 0 {
+            return Ok(());
+        }
+        self.ctx.metrics.orphans_held.with_label_values(&[&self.cluster]).set(0);
+        self.hold_orphans(None).await
     }
 
     /// An Assignment that exists again is no orphan.
