@@ -207,6 +207,25 @@ fn start_syncer(hub: &Client, metrics: &Metrics) -> (tokio::sync::oneshot::Sende
     (tx, handle)
 }
 
+/// Waits for an Event with `reason` on the Assignment `name` in `marshal-<cluster>`.
+async fn event_on(hub: &Client, cluster: &str, reason: &str, name: &str, timeout_s: u64) -> Res<()> {
+    let events: Api<Event> = Api::namespaced(hub.clone(), &cluster_namespace(cluster));
+    wait(&format!("{reason} Event on {name}"), timeout_s, || {
+        let events = events.clone();
+        async move {
+            let list = events.list(&ListParams::default()).await.ok()?;
+            list.items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some(reason)
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                })
+                .then_some(())
+        }
+    })
+    .await
+}
+
 async fn condition(hub: &Client, cluster: &str, type_: &str) -> Option<(String, String, String)> {
     let mc = Api::<MemberCluster>::all(hub.clone()).get(cluster).await.ok()?;
     let c = mc.status?.conditions.into_iter().find(|c| c.type_ == type_)?;
@@ -420,21 +439,7 @@ async fn push_syncer_end_to_end() -> Res<()> {
     .await?;
     assert!(refused.message.contains("ClassificationNotCleared"), "{}", refused.message);
     assert!(refused.message.contains("member clearance"), "{}", refused.message);
-    let ltu_events: Api<Event> = Api::namespaced(hub.clone(), &cluster_namespace("ltu-1"));
-    wait("Refused Event on the Assignment", 20, || {
-        let events = ltu_events.clone();
-        async move {
-            let list = events.list(&ListParams::default()).await.ok()?;
-            list.items
-                .iter()
-                .any(|e| {
-                    e.reason.as_deref() == Some("Refused")
-                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("e2e-sync.secret")
-                })
-                .then_some(())
-        }
-    })
-    .await?;
+    event_on(&hub, "ltu-1", "Refused", "e2e-sync.secret", 20).await?;
     assert_eq!(metrics.assignment_refusals_total.with_label_values(&["ltu-1", "ClassificationNotCleared"]).get(), 1);
     assert!(
         Api::<Deployment>::namespaced(ltu.clone(), NS).get_opt("secret").await?.is_none(),
@@ -485,21 +490,7 @@ async fn push_syncer_end_to_end() -> Res<()> {
         .await?;
         println!("  {what}: repaired after {:.1}s", t.elapsed().as_secs_f64());
     }
-    let pol_events: Api<Event> = Api::namespaced(hub.clone(), &cluster_namespace("pol-1"));
-    wait("DriftRepaired Event on the Assignment", 30, || {
-        let events = pol_events.clone();
-        async move {
-            let list = events.list(&ListParams::default()).await.ok()?;
-            list.items
-                .iter()
-                .any(|e| {
-                    e.reason.as_deref() == Some("DriftRepaired")
-                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("e2e-sync.web")
-                })
-                .then_some(())
-        }
-    })
-    .await?;
+    event_on(&hub, "pol-1", "DriftRepaired", "e2e-sync.web", 30).await?;
 
     println!("(a) link pol-1 down: heartbeat stops, deu-1 keeps beating; a stale copy is removed when it returns");
     pol_asg.create(&PostParams::default(), &assignment("pol-1", "orphan", "RESTRICTED", "edge", 1, false)?).await?;

@@ -125,12 +125,23 @@ pub fn reissued_signed(existing: &Assignment, at: &Issuance, signer: Option<&Sig
         (spec.sequence, spec.not_after) = at.fresh(Some(spec.sequence).filter(|s| *s > 0));
     }
     let (ns, name) = (existing.namespace().unwrap_or_default(), existing.name_any());
-    spec.digest = spec.digest_for(&ns, &name);
+    sealed(ns, name, existing.metadata.labels.clone().unwrap_or_default(), spec, signer)
+}
+
+/// An instruction ready to write: its digest over `spec` and where it lives, the finalizer, and the signature.
+fn sealed(
+    namespace: String,
+    name: String,
+    labels: BTreeMap<String, String>,
+    mut spec: AssignmentSpec,
+    signer: Option<&Signer>,
+) -> Assignment {
+    spec.digest = spec.digest_for(&namespace, &name);
     let mut a = Assignment {
         metadata: ObjectMeta {
             name: Some(name),
-            namespace: Some(ns),
-            labels: existing.metadata.labels.clone(),
+            namespace: Some(namespace),
+            labels: Some(labels),
             finalizers: Some(vec![ASSIGNMENT_FINALIZER.to_string()]),
             ..Default::default()
         },
@@ -184,23 +195,7 @@ fn assignment(
         Some(c) => (c.spec.sequence, c.spec.not_after.clone()),
         None => at.fresh(current.map(|c| c.spec.sequence)),
     };
-    let name = assignment_name(mw);
-    spec.digest = spec.digest_for(&cluster_namespace(cluster), &name);
-    let mut a = Assignment {
-        metadata: ObjectMeta {
-            name: Some(name),
-            namespace: Some(cluster_namespace(cluster)),
-            labels: Some(assignment_labels(mw, cluster)),
-            finalizers: Some(vec![ASSIGNMENT_FINALIZER.to_string()]),
-            ..Default::default()
-        },
-        spec,
-        status: None,
-    };
-    if let Some(s) = signer {
-        s.sign(&mut a);
-    }
-    a
+    sealed(cluster_namespace(cluster), assignment_name(mw), assignment_labels(mw, cluster), spec, signer)
 }
 
 /// Whether the member refused this Assignment (and it is not being removed).
