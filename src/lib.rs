@@ -14,5 +14,6 @@ pub mod placement;
 pub mod plan;
 pub mod policy;
 pub mod reflect;
+pub mod retry;
 pub mod signing;
 pub mod sync;

@@ -340,6 +340,58 @@ fn failover_and_failback(c: &ControllerProcess) {
     kubectl("hub", &["delete", "mw", "-n", NS, "e2e-failover"]).expect("delete");
 }
 
+/// §1.9: restarts do not reset time. While ltu-1 is cut off, the controller is restarted every 25 s: longer than
+/// the grace period (15 s; after a start, decisions wait that long for first heartbeats) and shorter than
+/// grace + toleration (35 s). Tolerations run from the last heartbeat, a fact in the Lease, not from the process's
+/// start, so the workload still fails over; had a restart reset the toleration it would stay on ltu-1 for good.
+fn restarts_do_not_reset_time(c: ControllerProcess) -> ControllerProcess {
+    step("restarts do not reset time: a controller restarted every 25 s still fails over");
+    let yaml =
+        ltu_pol_workload("e2e-restarts", "RESTRICTED", 1, "100m", "{tolerationSeconds: 20, failbackAfterSeconds: 60}");
+    apply("hub", &yaml).expect("e2e-restarts");
+    assert_eq!(wait_ready("e2e-restarts", Duration::from_secs(120)), ["ltu-1/edge=1"]);
+    let moved = |w: &serde_json::Value| {
+        let p = placements(w);
+        (!p.is_empty()
+            && !p.iter().any(|s| s.starts_with("ltu-1/"))
+            && condition(w, "Ready").as_deref() == Some("True"))
+        .then_some(p)
+    };
+    let cut = Instant::now();
+    federation(&["link", "ltu-1", "down"]);
+    let mut c = Some(c);
+    let mut restarts = 0;
+    let mut result = None;
+    while result.is_none() && restarts < 10 {
+        if let Some(old) = c.take() {
+            old.stop();
+        }
+        restarts += 1;
+        let next = ControllerProcess::start(18080, &[]);
+        result = wait_for_opt(Duration::from_secs(25), || moved(&workload("e2e-restarts")));
+        c = Some(next);
+    }
+    let c = c.expect("a controller runs");
+    let at = result.unwrap_or_else(|| panic!("e2e-restarts never left ltu-1 over {restarts} restarts"));
+    eprintln!(
+        "  e2e-restarts Ready on {at:?} {:.1}s after the cut, after {restarts} controller restart(s) 25 s apart",
+        cut.elapsed().as_secs_f64()
+    );
+    assert!(at.iter().all(|p| p.starts_with("pol-1/")), "moved outside the releasable clusters: {at:?}");
+    check_members_except("e2e-restarts", &["ltu-1"]);
+    federation(&["link", "ltu-1", "up"]);
+    kubectl("hub", &["delete", "mw", "-n", NS, "e2e-restarts", "--wait=false"]).expect("delete");
+    for member in MEMBERS {
+        wait_for(&format!("no e2e-restarts copy left in {member}"), Duration::from_secs(90), || {
+            member_deployment(member, NS, "e2e-restarts").is_none().then_some(())
+        });
+    }
+    wait_for("ltu-1 Reachable=True", Duration::from_secs(60), || {
+        (condition(&get("hub", &["mc", "ltu-1"])?, "Reachable").as_deref() == Some("True")).then_some(())
+    });
+    c
+}
+
 fn is_leader(c: &ControllerProcess) -> Option<bool> {
     let m = c.http("/metrics")?;
     let line = m.lines().find(|l| l.starts_with("marshal_leader "))?;
@@ -437,6 +489,7 @@ fn controller_end_to_end() {
     broken_member_contained(&c);
     let c = no_needless_writes(c);
     failover_and_failback(&c);
+    let c = restarts_do_not_reset_time(c);
     // Releasability held throughout: deu-only never reached POL or LTU, nuclear-planning never ran.
     for member in MEMBERS {
         assert!(member_deployment(member, NS, "nuclear-planning").is_none());

@@ -116,6 +116,8 @@ pub struct Context {
     pub observed: observed::Observed,
     /// How long an issued Assignment is valid (seconds).
     pub assignment_validity_s: i64,
+    /// Failed reconciles in a row per workload, for the backoff of the next try.
+    pub retries: crate::retry::Attempts,
     /// Fact times on the hub's clock (a time in the future counts from when the hub first saw it).
     clock: clock::FactClock,
 }
@@ -411,6 +413,7 @@ pub async fn run(
         started: Timestamp::now(),
         ledger: Mutex::new(assumed::Ledger::default()),
         observed: observed::Observed::default(),
+        retries: crate::retry::Attempts::default(),
         assignment_validity_s: i64::try_from(opts.assignment_validity.as_secs())
             .unwrap_or(build::DEFAULT_VALIDITY_S)
             .max(2),

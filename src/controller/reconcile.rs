@@ -54,18 +54,29 @@ pub async fn reconcile(obj: Arc<DeserializeGuard<MissionWorkload>>, ctx: Arc<Con
         .reconcile_duration_seconds
         .with_label_values(&["missionworkload"])
         .observe(started.elapsed().as_secs_f64());
+    if result.is_ok() {
+        ctx.retries.succeeded(&retry_key(&obj));
+    }
     result
 }
 
+/// The key of a workload's failures in a row (see [`Context::retries`]).
+fn retry_key(obj: &DeserializeGuard<MissionWorkload>) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
 /// Requeue, error policy for the Controller.
-pub fn error_policy(_obj: Arc<DeserializeGuard<MissionWorkload>>, err: &Error, ctx: Arc<Context>) -> Action {
+/// A workload waiting for its members to remove their copies is looked at again in 3 s; any other failure
+/// backs off per workload with jitter (from 2 s, doubling to 2 min), never sooner than the hub's `Retry-After`.
+pub fn error_policy(obj: Arc<DeserializeGuard<MissionWorkload>>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_errors_total.with_label_values(&["missionworkload", err.category()]).inc();
-    match err {
+    match err.innermost() {
         Error::CleanupPending(_) => Action::requeue(Duration::from_secs(3)),
         Error::Invalid(_) => Action::await_change(),
         _ => {
-            warn!(error = %err, "reconcile failed");
-            Action::requeue(Duration::from_secs(5))
+            let wait = ctx.retries.failed(&retry_key(&obj), err.retry_after());
+            warn!(error = %err, retry_in = ?wait, "reconcile failed");
+            Action::requeue(wait)
         }
     }
 }

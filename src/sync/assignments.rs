@@ -40,8 +40,6 @@ pub use removal::{CONFIRM_ANNOTATION, MASS_DELETE_PERCENT, ORPHAN_GRACE, ORPHANS
 const MEMBER_WATCH_TIMEOUT_S: u32 = 20;
 /// Every Assignment is reconciled again this often (no writes when nothing changed).
 const RESYNC: Duration = Duration::from_secs(60);
-/// Retry delay after a failed reconcile.
-const RETRY: Duration = Duration::from_secs(5);
 /// A write this recent is trusted over a store that has not seen it yet.
 const RECENT: Duration = Duration::from_secs(10);
 /// Upper bound of one reconcile.
@@ -186,6 +184,7 @@ pub async fn run(
 
     let mut pending: BTreeSet<String> = syncer.all_names();
     let mut retry: BTreeMap<String, Instant> = BTreeMap::new();
+    let attempts = crate::retry::Attempts::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_resync = Instant::now();
     loop {
@@ -220,10 +219,14 @@ pub async fn run(
             let result = tokio::time::timeout(RECONCILE_TIMEOUT, syncer.reconcile(&name))
                 .await
                 .unwrap_or_else(|_| Err(Error::Timeout(format!("reconcile {name}"))));
-            if let Err(e) = result {
-                warn!(%cluster, assignment = %name, error = %e, category = e.category(), "sync failed; retrying");
-                ctx.metrics.reconcile_errors_total.with_label_values(&["syncer", e.category()]).inc();
-                retry.insert(name, Instant::now() + RETRY);
+            match result {
+                Ok(()) => attempts.succeeded(&name),
+                Err(e) => {
+                    let wait = attempts.failed(&name, e.retry_after());
+                    warn!(%cluster, assignment = %name, error = %e, category = e.category(), retry_in = ?wait, "sync failed; retrying");
+                    ctx.metrics.reconcile_errors_total.with_label_values(&["syncer", e.category()]).inc();
+                    retry.insert(name, Instant::now() + wait);
+                }
             }
             // Keep the reflectors moving while a long batch is worked through: they advance only when their
             // streams are polled, and a store that lags behind our own writes would make us write again

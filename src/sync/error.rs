@@ -48,6 +48,14 @@ impl Error {
         }
     }
 
+    /// The API server's `Retry-After`, when it sent one (see [`crate::retry::retry_after`]).
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Hub { source, .. } | Error::Member { source, .. } => crate::retry::retry_after(source),
+            _ => None,
+        }
+    }
+
     /// A hub API error with its context.
     pub fn hub(context: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
         let context = context.into();

@@ -44,7 +44,17 @@ pub fn lease_body(cluster: &str, identity: &str, grace: Duration, now: jiff::Tim
 
 /// Probes the member; true when it answered in time.
 pub async fn probe(member: &Client, timeout: Duration) -> bool {
-    matches!(tokio::time::timeout(timeout, member.apiserver_version()).await, Ok(Ok(_)))
+    match tokio::time::timeout(timeout, member.apiserver_version()).await {
+        Ok(Ok(_)) => true,
+        // A throttled member answered: it is up, only busy (API Priority and Fairness).
+        Ok(Err(e)) => is_throttled(&e),
+        Err(_) => false,
+    }
+}
+
+/// Whether the API server answered "too many requests".
+fn is_throttled(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 429)
 }
 
 /// Creates the hub namespace of a cluster if it is missing.
